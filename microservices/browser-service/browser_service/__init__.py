@@ -1,0 +1,1 @@
+"""Harvis browser-service."""

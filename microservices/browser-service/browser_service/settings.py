@@ -1,0 +1,7 @@
+"""browser-service settings (environment variables, see .env.example)."""
+
+from harvis_common.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "browser-service"

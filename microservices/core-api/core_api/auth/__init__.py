@@ -1,0 +1,1 @@
+"""Users, passwords, tokens, revocation, rate limits: the auth layer of core-api."""

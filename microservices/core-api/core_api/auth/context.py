@@ -1,0 +1,47 @@
+"""What the rest of core-api (routes, the gateway) needs to know about a caller.
+
+The gateway authenticates every proxied request, so this is the hot path:
+`Authenticator.authenticate` is synchronous and answers from memory (cached
+signature checks, an in-memory revocation set kept in sync in the background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+COOKIE_NAME = "access_token"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    id: int
+    email: str
+    username: str
+    is_admin: bool
+    jti: str
+    exp: int  # unix seconds
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str) -> AuthUser | None:
+        """The user a token proves, or None if it is invalid, expired or revoked."""
+
+
+def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The caller's token: `Authorization: Bearer …` first, else the `access_token` cookie."""
+    cookie_header: bytes | None = None
+    for key, value in headers:
+        if key == b"authorization":
+            scheme, _, cred = value.partition(b" ")
+            if scheme.lower() == b"bearer" and cred.strip():
+                return cred.strip().decode("latin-1")
+        elif key == b"cookie":
+            cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+    if cookie_header:
+        for part in cookie_header.split(b";"):
+            name, sep, val = part.strip().partition(b"=")
+            if sep and name == COOKIE_NAME.encode() and val:
+                return val.strip(b'"').decode("latin-1")
+    return None

@@ -1,0 +1,50 @@
+"""core-api settings (environment variables, documented in .env.example)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from harvis_common.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "core-api"
+
+    database_url: str = Field(default="", description="postgresql://… (asyncpg DSN)")
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+
+    # User tokens (HS256, pinned). No default: a missing secret must stop the service.
+    jwt_secret: str = ""
+    jwt_ttl_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
+    cookie_secure: bool = False  # set true behind HTTPS
+
+    # Ed25519 private key (base64url, 32 bytes) that signs X-Internal-Auth.
+    internal_auth_private_key: str = ""
+    internal_auth_ttl_s: int = Field(default=60, ge=5, le=600)
+
+    redis_url: str = ""  # rate limits and revocation fan-out use Redis when set
+    login_rate_per_ip: int = Field(default=20, ge=1)  # failed logins per window
+    login_rate_per_account: int = Field(default=5, ge=1)
+    login_rate_window_s: int = Field(default=300, ge=1)
+    revocation_sync_s: float = Field(default=2.0, gt=0)
+
+    # Where each service lives; the gateway's routing table points at these.
+    research_service_url: str = "http://127.0.0.1:8001"
+    voice_service_url: str = "http://127.0.0.1:8002"
+    browser_service_url: str = "http://127.0.0.1:8003"
+    mcp_service_url: str = "http://127.0.0.1:8004"
+    n8n_integration_url: str = "http://127.0.0.1:8005"
+    vibe_coding_url: str = "http://127.0.0.1:8006"
+
+    gateway_connect_timeout_s: float = Field(default=0.5, gt=0)
+    gateway_read_timeout_s: float = Field(default=60.0, gt=0)
+    gateway_stream_timeout_s: float = Field(default=900.0, gt=0)  # SSE, long research, uploads
+    gateway_max_connections: int = Field(default=256, ge=1)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_strength(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters")
+        return value

@@ -1,0 +1,1 @@
+"""Harvis n8n-integration."""

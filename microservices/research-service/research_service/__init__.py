@@ -1,0 +1,1 @@
+"""Harvis research-service."""
