@@ -1,0 +1,42 @@
+"""The fleet, declared once: the native runner, the tests and the compose
+agreement check all read this table (stdlib only, importable anywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # also the compose service name and the internal-auth audience
+    directory: str  # under microservices/
+    package: str  # the Python package holding `main:app`
+    port: int
+    url_env: str  # the core-api setting that points at this service ("" for core-api)
+    needs_database: bool = False
+
+    @property
+    def app(self) -> str:
+        return f"{self.package}.main:app"
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("core-api", "core-api", "core_api", 8000, "", needs_database=True),
+    Service("research-service", "research-service", "research_service", 8001, "RESEARCH_SERVICE_URL"),
+    Service("voice-service", "voice-service", "voice_service", 8002, "VOICE_SERVICE_URL"),
+    Service("browser-service", "browser-service", "browser_service", 8003, "BROWSER_SERVICE_URL"),
+    Service("mcp-service", "mcp-service", "mcp_service", 8004, "MCP_SERVICE_URL"),
+    Service("n8n-integration", "n8n-integration", "n8n_integration", 8005, "N8N_INTEGRATION_URL"),
+    Service("vibe-coding", "vibe-coding", "vibe_coding", 8006, "VIBE_CODING_URL"),
+)
+
+NGINX_PORT = 9000
+HEALTH_PATH = "/health"
+READY_PATH = "/ready"
+
+
+def by_name(name: str) -> Service:
+    for svc in SERVICES:
+        if svc.name == name:
+            return svc
+    raise KeyError(name)
