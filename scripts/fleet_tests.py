@@ -1,0 +1,120 @@
+"""`fleet.py test`: every suite, each in the environment it belongs to.
+
+- lint: ruff over the whole tree.
+- static: compose, Dockerfiles, configuration agreement (tools venv).
+- unit: each service's tests inside that service's own venv, plus the shared
+  service-contract tests run against every service app.
+- e2e: the native fleet started for real, driven through nginx :9000.
+
+Results are collected from JUnit XML and summed into one closing line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from fleet import COMMON, MICRO, ROOT, all_venvs, say, service_env_pythonpath, tools_venv
+from fleet_services import SERVICES
+
+SUITES = ("lint", "static", "unit", "e2e")
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.passed = self.failed = self.skipped = 0
+        self.failures: list[str] = []
+
+    def add_junit(self, path: Path, label: str) -> None:
+        if not path.exists():
+            self.failed += 1
+            self.failures.append(f"{label}: no results (pytest crashed?)")
+            return
+        root = ET.parse(path).getroot()  # noqa: S314 - our own pytest output
+        for case in root.iter("testcase"):
+            name = f"{label}: {case.get('classname')}::{case.get('name')}"
+            if case.find("failure") is not None or case.find("error") is not None:
+                self.failed += 1
+                self.failures.append(name)
+            elif case.find("skipped") is not None:
+                self.skipped += 1
+            else:
+                self.passed += 1
+
+    def add_step(self, ok: bool, label: str) -> None:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            self.failures.append(label)
+
+
+def _pytest(python: Path, args: list[str], label: str, tally: Tally, env: dict[str, str], cwd: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        say(f"pytest: {label}")
+        code = subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args],
+            env=env,
+            cwd=str(cwd),
+        ).returncode
+        tally.add_junit(junit, label)
+        if code not in (0, 1):  # usage error, internal error, or no tests collected
+            tally.add_step(False, f"{label}: pytest exited {code}")
+
+
+def run_lint(tally: Tally) -> None:
+    ruff = tools_venv() / "bin" / "ruff"
+    ok1 = subprocess.run([str(ruff), "check", "."], cwd=ROOT).returncode == 0
+    ok2 = subprocess.run([str(ruff), "format", "--check", "."], cwd=ROOT).returncode == 0
+    tally.add_step(ok1, "lint: ruff check")
+    tally.add_step(ok2, "lint: ruff format --check")
+
+
+def run_static(tally: Tally) -> None:
+    tools = tools_venv()
+    env = {**os.environ, "PATH": f"{tools / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    _pytest(tools / "bin" / "python", ["tests/static"], "static", tally, env, ROOT)
+
+
+def run_unit(tally: Tally) -> None:
+    venvs = all_venvs()
+    for svc in SERVICES:
+        python = venvs[svc.name] / "bin" / "python"
+        env = {**os.environ, "PYTHONPATH": service_env_pythonpath(svc)}
+        targets = [str(MICRO / svc.directory / "tests")]
+        if svc.name == "core-api":
+            targets.append(str(COMMON / "tests"))  # the shared package's own tests, once
+        else:
+            env["HARVIS_SERVICE_APP"] = svc.app
+            env["HARVIS_SERVICE_NAME"] = svc.name
+            targets.append(str(COMMON / "contract_tests"))
+        _pytest(python, targets, f"unit[{svc.name}]", tally, env, MICRO / svc.directory)
+
+
+def run_e2e(tally: Tally) -> None:
+    tools = tools_venv()
+    _pytest(tools / "bin" / "python", ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
+
+
+def run_all(suites: list[str]) -> int:
+    chosen = suites or list(SUITES)
+    unknown = set(chosen) - set(SUITES)
+    if unknown:
+        say(f"unknown suite(s): {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
+        return 2
+    tally = Tally()
+    for suite in chosen:
+        {"lint": run_lint, "static": run_static, "unit": run_unit, "e2e": run_e2e}[suite](tally)
+    if tally.failures:
+        print("\nFailures:", *tally.failures, sep="\n  ")
+    print(f"\n{tally.passed} passed, {tally.failed} failed, {tally.skipped} skipped", flush=True)
+    return 1 if tally.failed or not tally.passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_all(sys.argv[1:]))
