@@ -1,0 +1,106 @@
+"""core-api's gateway without a database, for bench/gateway.py.
+
+    uvicorn gateway_app:app --app-dir bench      # with core-api's settings in the environment
+    python bench/gateway_app.py mint             # fresh keys and tokens for a run, as JSON
+
+The proxy path is production's: the real `Gateway`, and the real
+`AuthService.authenticate` (token cache + revocation set, both in memory; the
+database is only needed for signup/login and revocation sync, which the
+benchmark does not use), or — if AuthService cannot be built — the same
+TokenCodec and VerifiedTokenCache it uses.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+
+from core_api.auth.context import AuthUser
+from core_api.auth.tokens import TokenCodec, TokenError, VerifiedTokenCache
+from core_api.service_router import Gateway, health_overview_router
+from core_api.settings import Settings
+from harvis_common.config import get_settings
+from harvis_common.internal_auth import InternalSigner, generate_keypair
+from harvis_common.logging import configure_logging
+
+BENCH_USER = {"user_id": 1, "username": "bench", "email": "bench@example.com", "is_admin": False}
+
+
+class CachedTokenAuthenticator:
+    """Fallback: AuthService's hot path without its revocation store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.codec = TokenCodec(settings.jwt_secret, settings.jwt_ttl_minutes)
+        self.cache = VerifiedTokenCache()
+
+    def authenticate(self, token: str) -> AuthUser | None:
+        user = self.cache.get(token, time.time())
+        if user is None:
+            try:
+                user = self.codec.decode(token)
+            except TokenError:
+                return None
+            self.cache.put(token, user)
+        return user
+
+
+def build_authenticator(settings: Settings) -> Any:
+    try:
+        from core_api.auth.service import AuthService
+
+        return AuthService(settings, None)  # type: ignore[arg-type]  # no pool: authenticate() never uses it
+    except Exception as exc:  # its constructor changed: say so, and measure the same checks
+        print(f"gateway_app: AuthService unavailable ({exc!r}); using TokenCodec + cache", file=sys.stderr)
+        return CachedTokenAuthenticator(settings)
+
+
+def mint() -> dict[str, str]:
+    """Keys and tokens for one run: the user's JWT, and the long-lived internal
+    header nginx adds on the direct path (what the gateway would sign)."""
+    private, public = generate_keypair()
+    jwt_secret = secrets.token_urlsafe(48)
+    user_token, _ = TokenCodec(jwt_secret, 60).issue(
+        user_id=1, username="bench", email="bench@example.com", is_admin=False
+    )
+    direct = InternalSigner(private, ttl_s=6 * 3600).sign("mcp-service", **BENCH_USER)  # type: ignore[arg-type]
+    return {
+        "INTERNAL_AUTH_PRIVATE_KEY": private,
+        "INTERNAL_AUTH_PUBLIC_KEY": public,
+        "JWT_SECRET": jwt_secret,
+        "user_token": user_token,
+        "direct_internal_auth": direct,
+    }
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["mint"]:
+    sys.stdout.write(orjson.dumps(mint()).decode() + "\n")
+    sys.exit(0)
+
+settings = get_settings(Settings)
+configure_logging(settings.service_name, settings.log_level)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    gateway.attach(
+        build_authenticator(settings),
+        InternalSigner(settings.internal_auth_private_key, settings.internal_auth_ttl_s),
+    )
+    await gateway.start()
+    try:
+        yield
+    finally:
+        await gateway.stop()
+
+
+api = FastAPI(title="core-api gateway (bench)", lifespan=lifespan)
+gateway = Gateway(api, settings)
+api.include_router(health_overview_router(gateway))
+app = gateway

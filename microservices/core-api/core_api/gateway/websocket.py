@@ -1,0 +1,239 @@
+"""WebSocket proxying: authenticate the upgrade, then pump frames both ways.
+
+Browsers cannot set headers on a WebSocket, so besides the cookie and Bearer
+the token may come as a `token` query parameter (removed before the URL goes
+on to the service). Failures are reported as close codes after accepting, so
+a browser can see them (a refusal before accept is an opaque HTTP 403):
+4401 unauthenticated, 4000+status when the service refuses the handshake,
+1013 when the service is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from harvis_common.logging import request_id_var
+from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header
+
+from ..auth.context import token_from_headers
+from .asgi import UNAUTHORIZED, Message, Receive, Scope, Send, log_access
+from .headers import COOKIE_NAME, HOP_BY_HOP, forwarded_proto, strip_cookie
+from .routes import has_dot_segment
+
+if TYPE_CHECKING:
+    from .proxy import Gateway
+
+log = logging.getLogger("harvis.gateway")
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN = 1013
+CLOSE_POLICY = 1008
+MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's own default limit
+
+# Handshake and credential headers are the client library's to set, or ours.
+_DROP = HOP_BY_HOP | {
+    b"host",
+    b"authorization",
+    b"cookie",
+    b"x-internal-auth",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"content-length",
+    b"user-agent",
+}
+
+
+def _token(scope: Scope) -> str | None:
+    found = token_from_headers(scope["headers"])
+    if found:
+        return found
+    query = scope.get("query_string", b"")
+    if b"token=" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if name == "token" and value:
+                return value
+    return None
+
+
+def _upstream_query(query: bytes) -> str:
+    if not query:
+        return ""
+    if b"token=" not in query:
+        return "?" + query.decode("latin-1")
+    kept = [(k, v) for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k != "token"]
+    return "?" + urlencode(kept) if kept else ""
+
+
+def _upstream_headers(scope: Scope, signed: str, rid: str) -> list[tuple[str, str]]:
+    out = [("X-Internal-Auth", signed), ("X-Request-ID", rid)]
+    xff = xfp = xfh = host = None
+    for key, value in scope["headers"]:
+        if key in _DROP or key.startswith((b"sec-websocket-", b"proxy-")):
+            if key == b"cookie":
+                kept = strip_cookie(value, COOKIE_NAME)
+                if kept:
+                    out.append(("Cookie", kept.decode("latin-1")))
+            elif key == b"x-forwarded-for":
+                xff = value.decode("latin-1")
+            elif key == b"x-forwarded-proto":
+                xfp = value.decode("latin-1")
+            elif key == b"x-forwarded-host":
+                xfh = value.decode("latin-1")
+            elif key == b"host":
+                host = value.decode("latin-1")
+            continue
+        out.append((key.decode("latin-1"), value.decode("latin-1")))
+    client = scope.get("client")
+    if client:
+        xff = client[0] if not xff else (xff if xff.rpartition(",")[2].strip() == client[0] else f"{xff}, {client[0]}")
+    if xff:
+        out.append(("X-Forwarded-For", xff))
+    out.append(("X-Forwarded-Proto", xfp or forwarded_proto(scope.get("scheme", "ws")).decode()))
+    if xfh or host:
+        out.append(("X-Forwarded-Host", xfh or host or ""))
+    return out
+
+
+def _sendable(code: int | None, abnormal: int) -> int:
+    """A close code that may go on the wire: 1005 (none given) and 1006 (no
+    close frame at all) only describe what happened."""
+    if code is None or code == 1005:
+        return 1000
+    if code in (1006, 1015) or not (1000 <= code <= 4999):
+        return abnormal
+    return code
+
+
+async def _accept_and_close(send: Send, rid: str, code: int, reason: str) -> None:
+    await send({"type": "websocket.accept", "headers": [(REQUEST_ID_HEADER, rid.encode())]})
+    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+
+async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    path = scope["path"]
+    if has_dot_segment(path):
+        await send({"type": "websocket.close", "code": CLOSE_POLICY})
+        return
+    route = gateway.routes.match(path)
+    if route is None:
+        await gateway.api(scope, receive, send)
+        return
+    start = time.perf_counter()
+    rid = clean_request_id(header(scope, REQUEST_ID_HEADER))
+    rid_token = request_id_var.set(rid)
+    outcome: int = 0
+    user_id: int | None = None
+    try:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        auth, signer, pool = gateway._auth, gateway._signer, gateway.pools.get(route.service)
+        if auth is None or signer is None or pool is None:
+            outcome = CLOSE_TRY_AGAIN
+            await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, "The gateway is starting")
+            return
+        credential = _token(scope)
+        user = auth.authenticate(credential) if credential else None
+        if user is None:
+            outcome = CLOSE_UNAUTHORIZED
+            await _accept_and_close(send, rid, CLOSE_UNAUTHORIZED, UNAUTHORIZED)
+            return
+        user_id = user.id
+        signed = signer.sign(
+            route.service,
+            user_id=user.id,
+            email=user.email,
+            username=user.username,
+            is_admin=user.is_admin,
+            request_id=rid,
+        )
+        endpoint = pool.endpoint
+        raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
+        url = (
+            f"{'wss' if endpoint.ssl else 'ws'}://{endpoint.netloc.decode()}{endpoint.base_path.decode()}"
+            f"{raw_path}{_upstream_query(scope.get('query_string', b''))}"
+        )
+        settings = gateway.settings
+        try:
+            upstream = await connect(
+                url,
+                additional_headers=_upstream_headers(scope, signed, rid),
+                subprotocols=scope.get("subprotocols") or None,
+                # connect + the service's handshake answer (a quick one, never a long read)
+                open_timeout=settings.gateway_connect_timeout_s + min(settings.gateway_read_timeout_s, 10),
+                compression=None,
+                max_size=MAX_MESSAGE,
+                user_agent_header=None,
+                proxy=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            outcome = 4000 + status if 400 <= status < 500 else CLOSE_TRY_AGAIN
+            await _accept_and_close(send, rid, outcome, f"{route.service} refused the connection ({status})")
+            return
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
+            outcome = CLOSE_TRY_AGAIN
+            await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, f"{route.service} is unavailable")
+            return
+        outcome = 101
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": upstream.subprotocol,
+                "headers": [(REQUEST_ID_HEADER, rid.encode())],
+            }
+        )
+        await _pump(upstream, receive, send)
+    finally:
+        log_access(scope, outcome, start, user_id, route.service)
+        request_id_var.reset(rid_token)
+
+
+async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
+    async def client_to_upstream() -> None:
+        while True:
+            message: Message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text = message.get("text")
+                await upstream.send(text if text is not None else message.get("bytes") or b"")
+            elif kind == "websocket.disconnect":
+                await upstream.close(_sendable(message.get("code"), 1001), message.get("reason") or "")
+                return
+
+    async def upstream_to_client() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for data in upstream:
+                if isinstance(data, str):
+                    await send({"type": "websocket.send", "text": data})
+                else:
+                    await send({"type": "websocket.send", "bytes": data})
+        await send(
+            {
+                "type": "websocket.close",
+                "code": _sendable(upstream.close_code, 1011),
+                "reason": upstream.close_reason or "",
+            }
+        )
+
+    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("websocket relay failed", extra={"reason": repr(task.exception())})
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()

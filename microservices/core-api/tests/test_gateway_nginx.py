@@ -1,0 +1,151 @@
+"""nginx (rendered by nginx/render.py) in front of the gateway, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from gateway_support import BEARER, Fleet, free_port, raw_request
+from websockets.asyncio.client import connect
+
+REPO = Path(__file__).resolve().parents[3]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+
+sys.path.insert(0, str(REPO / "nginx"))
+import render  # noqa: E402
+
+
+async def _no_response(_: bytes) -> list[bytes]:
+    return [b"<close>"]
+
+
+class Nginx:
+    def __init__(self, out: Path, core_api: str, frontend: str) -> None:
+        self.port = free_port()
+        self.conf = render.render(out, listen=f"127.0.0.1:{self.port}", core_api=core_api, frontend=frontend)
+        check = subprocess.run([NGINX, "-t", "-c", str(self.conf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen(
+            [NGINX, "-c", str(self.conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with httpx.Client(trust_env=False) as c:
+                    c.get(f"http://127.0.0.1:{self.port}/health", timeout=0.5)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Nginx, Nginx]]:
+    fleet = Fleet(_no_response)
+    dead = f"127.0.0.1:{free_port()}"
+    front = Nginx(tmp_path_factory.mktemp("nginx"), f"127.0.0.1:{fleet.port}", dead)
+    orphan = Nginx(tmp_path_factory.mktemp("nginx-no-core"), dead, dead)
+    yield fleet, front, orphan
+    front.stop()
+    orphan.stop()
+    fleet.stop()
+
+
+@pytest.fixture
+async def client(stack: tuple[Fleet, Nginx, Nginx]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack[1].url, trust_env=False, timeout=10) as c:
+        yield c
+
+
+async def test_identity_and_request_id_through_nginx(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/research/diagnostics/whoami", headers={**BEARER, "X-Request-ID": "rid-nginx"})
+    assert r.status_code == 200
+    assert r.json()["user_id"] == 7 and r.json()["request_id"] == "rid-nginx"
+    assert r.headers.get_list("x-request-id") == ["rid-nginx"]
+
+
+async def test_nginx_generates_a_request_id(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/research/diagnostics/whoami", headers=BEARER)
+    assert len(r.headers["x-request-id"]) == 32 and r.json()["request_id"] == r.headers["x-request-id"]
+
+
+async def test_forwarded_headers_through_nginx(client: httpx.AsyncClient, stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    r = await client.get("/api/tts/headers", headers=BEARER)
+    sent = dict(r.json()["headers"])
+    assert sent["x-forwarded-proto"] == "http"
+    assert sent["x-forwarded-host"] == f"127.0.0.1:{stack[1].port}"
+    assert sent["x-forwarded-for"].startswith("127.0.0.1")
+    assert "authorization" not in sent
+
+
+async def test_sse_is_not_buffered_by_nginx(client: httpx.AsyncClient) -> None:
+    arrivals: list[float] = []
+    start = time.monotonic()
+    async with client.stream("GET", "/api/research/diagnostics/stream?count=3&interval_ms=400", headers=BEARER) as r:
+        async for chunk in r.aiter_raw():
+            arrivals.extend(time.monotonic() - start for _ in range(chunk.count(b"\n\n")))
+    assert len(arrivals) == 4
+    assert arrivals[0] < 0.4 and arrivals[2] - arrivals[0] > 0.6
+
+
+async def test_health_and_api_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).status_code in (200, 404)  # reaches core-api's app
+    r = await client.get("/api/health")
+    assert r.status_code == 200 and r.json()["services"]["research-service"]["status"] == "ok"
+
+
+async def test_frontend_absent_is_json_502(client: httpx.AsyncClient) -> None:
+    r = await client.get("/", headers={"X-Request-ID": "rid-fe"})
+    assert r.status_code == 502
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["x-request-id"] == "rid-fe"
+    body = r.json()
+    assert body["detail"] and body["message"]
+
+
+async def test_core_api_down_is_json_502(stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    async with httpx.AsyncClient(base_url=stack[2].url, trust_env=False) as c:
+        r = await c.get("/api/auth/me")
+    assert r.status_code == 502 and r.headers["content-type"] == "application/json"
+    assert set(r.json()) == {"detail", "message"}
+
+
+async def test_too_large_body_is_json_413(stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    status, headers, body = await raw_request(
+        stack[1].port,
+        b"POST /api/stt/upload HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok-alice\r\n"
+        b"Content-Length: 200000000\r\n\r\n",
+    )
+    assert status == 413 and headers["content-type"] == "application/json"
+    assert set(orjson.loads(body)) == {"detail", "message"}
+
+
+async def test_service_errors_pass_through_unchanged(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/mcp/tools", headers=BEARER)  # core-api's own JSON 503, not nginx's page
+    assert r.status_code == 503 and r.json()["detail"] == "mcp-service is unavailable"
+
+
+async def test_websocket_through_nginx(stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    url = f"ws://127.0.0.1:{stack[1].port}/api/vibecoding/container/s-1/terminal?token=tok-alice"
+    async with connect(url, proxy=None) as ws:
+        assert orjson.loads(await ws.recv())["user_id"] == 7
+        await ws.send("pwd")
+        assert await asyncio.wait_for(ws.recv(), 5) == "echo:pwd"

@@ -1,0 +1,89 @@
+"""WebSockets through the gateway: authenticated upgrade, frames both ways, closes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from gateway_support import Fleet
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+TERMINAL = "/api/vibecoding/container/s-42/terminal"
+
+
+async def _no_response(_: bytes) -> list[bytes]:
+    return [b"<close>"]
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    fleet = Fleet(_no_response)
+    yield fleet
+    fleet.stop()
+
+
+def ws_url(fleet: Fleet, path: str = TERMINAL, query: str = "") -> str:
+    return f"ws://127.0.0.1:{fleet.port}{path}{query}"
+
+
+async def test_echo_with_token_in_query(fleet: Fleet) -> None:
+    async with connect(ws_url(fleet, query="?token=tok-alice&cols=80"), proxy=None) as ws:
+        hello = orjson.loads(await ws.recv())
+        assert hello["session_id"] == "s-42" and hello["user_id"] == 7
+        assert hello["query"] == "cols=80"  # the token stays at the gateway
+        assert hello["has_authorization"] is False
+        assert ws.response.headers["x-request-id"]
+        await ws.send("ls -la")
+        assert await ws.recv() == "echo:ls -la"
+        await ws.send(b"\x01\x02\x03")
+        assert await ws.recv() == b"\x03\x02\x01"
+
+
+async def test_echo_with_cookie_and_bearer(fleet: Fleet) -> None:
+    headers = {"Cookie": "theme=dark; access_token=tok-bob"}
+    async with connect(ws_url(fleet), additional_headers=headers, proxy=None) as ws:
+        hello = orjson.loads(await ws.recv())
+        assert hello["user_id"] == 8 and hello["cookie"] == "theme=dark"
+    async with connect(ws_url(fleet), additional_headers={"Authorization": "Bearer tok-alice"}, proxy=None) as ws:
+        hello = orjson.loads(await ws.recv())
+        assert hello["user_id"] == 7 and hello["has_authorization"] is False
+
+
+async def test_subprotocol_is_negotiated_through(fleet: Fleet) -> None:
+    async with connect(ws_url(fleet, query="?token=tok-alice"), subprotocols=["tty"], proxy=None) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "tty"
+
+
+@pytest.mark.parametrize("query", ["", "?token=wrong"])
+async def test_unauthenticated_is_closed_4401(fleet: Fleet, query: str) -> None:
+    async with connect(ws_url(fleet, query=query), proxy=None) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_service_close_code_reaches_the_client(fleet: Fleet) -> None:
+    async with connect(ws_url(fleet, query="?token=tok-alice"), proxy=None) as ws:
+        await ws.recv()
+        await ws.send("close-please")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4321, "asked to")
+
+
+async def test_service_refusing_the_handshake_is_reported(fleet: Fleet) -> None:
+    async with connect(ws_url(fleet, "/api/vibecoding/nowhere", "?token=tok-alice"), proxy=None) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code in (4403, 4404)
+
+
+async def test_service_down_is_1013(fleet: Fleet) -> None:
+    async with connect(ws_url(fleet, "/api/mcp/ws", "?token=tok-alice"), proxy=None) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert "mcp-service is unavailable" in closed.value.rcvd.reason
