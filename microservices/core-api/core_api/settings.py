@@ -18,12 +18,16 @@ class Settings(ServiceSettings):
     jwt_secret: str = ""
     jwt_ttl_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
     cookie_secure: bool = False  # set true behind HTTPS
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # Peers whose X-Real-IP is believed (our nginx); anything else is the client itself.
+    trusted_proxy_cidrs: str = "127.0.0.0/8,::1/128"
 
     # Ed25519 private key (base64url, 32 bytes) that signs X-Internal-Auth.
     internal_auth_private_key: str = ""
     internal_auth_ttl_s: int = Field(default=60, ge=5, le=600)
 
     redis_url: str = ""  # rate limits and revocation fan-out use Redis when set
+    redis_key_prefix: str = "harvis:auth:"
     login_rate_per_ip: int = Field(default=20, ge=1)  # failed logins per window
     login_rate_per_account: int = Field(default=5, ge=1)
     login_rate_window_s: int = Field(default=300, ge=1)

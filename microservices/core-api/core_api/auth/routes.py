@@ -1,0 +1,97 @@
+"""`/api/auth/*`: signup, login, me, stats, logout (shapes fixed by the contract)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from . import users
+from .body_limit import BoundedBodyRoute
+from .client_ip import client_ip
+from .context import COOKIE_NAME, AuthUser
+from .dependencies import CREDENTIALS_ERROR, auth_service, current_user, request_token
+from .schemas import LoginRequest, LogoutResponse, MeResponse, SignupRequest, TokenResponse
+from .service import AuthService, DuplicateUser, InvalidCredentials, RateLimited
+
+DUPLICATE_USER = "User with this email or username already exists"
+BAD_CREDENTIALS = "Incorrect email or password"
+TOO_MANY_ATTEMPTS = "Too many login attempts, try again later"
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=BoundedBodyRoute)
+
+Service = Annotated[AuthService, Depends(auth_service)]
+Caller = Annotated[AuthUser, Depends(current_user)]
+
+
+def _token_response(token: str, auth: AuthService) -> JSONResponse:
+    """The login answer: the token in the body (Bearer clients) and in the cookie
+    (the browser), the cookie living exactly as long as the token."""
+    response = JSONResponse(TokenResponse(access_token=token).model_dump())
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=auth.token_ttl_s,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=bool(auth.settings.cookie_secure),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/signup", response_model=TokenResponse, responses={409: {}, 422: {}})
+async def signup(body: SignupRequest, auth: Service) -> JSONResponse:
+    try:
+        token, _ = await auth.signup(body.username, body.email, body.password)
+    except DuplicateUser:
+        raise HTTPException(409, DUPLICATE_USER) from None
+    return _token_response(token, auth)
+
+
+@router.post("/login", response_model=TokenResponse, responses={401: {}, 429: {}})
+async def login(body: LoginRequest, request: Request, auth: Service) -> JSONResponse:
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-real-ip"), auth.trusted_proxies)
+    try:
+        token, _ = await auth.login(body.email, body.password, ip)
+    except RateLimited as exc:
+        raise HTTPException(429, TOO_MANY_ATTEMPTS, headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except InvalidCredentials:
+        raise HTTPException(401, BAD_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"}) from None
+    return _token_response(token, auth)
+
+
+@router.get("/me", response_model=MeResponse, responses={401: {}})
+async def me(caller: Caller, auth: Service) -> dict[str, object]:
+    user = await users.find_by_id(auth.pool, caller.id)
+    if user is None:  # deleted since the token was issued
+        raise HTTPException(401, CREDENTIALS_ERROR, headers={"WWW-Authenticate": "Bearer"})
+    return user.public()
+
+
+@router.get("/stats", responses={401: {}})
+async def stats(_: Caller, auth: Service) -> dict[str, object]:
+    return await auth.stats()
+
+
+@router.post("/logout", response_model=LogoutResponse)
+async def logout(request: Request, auth: Service) -> JSONResponse:
+    """Always clears the cookie (idempotent); revokes the token if it was valid."""
+    token = request_token(request)
+    user = await auth.logout(token) if token else None
+    response = JSONResponse(LogoutResponse(revoked=user is not None).model_dump())
+    response.set_cookie(
+        COOKIE_NAME,
+        "",
+        max_age=0,
+        expires=0,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=bool(auth.settings.cookie_secure),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

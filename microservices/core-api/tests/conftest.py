@@ -1,0 +1,219 @@
+"""Fixtures for core-api tests: a throwaway PostgreSQL database per session,
+Redis with a per-run key prefix, and the auth layer mounted on a small app.
+
+Needs a real PostgreSQL (`HARVIS_TEST_PG_ADMIN_URL`, a role that may create
+databases) and Redis (`HARVIS_TEST_REDIS_URL`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from core_api.auth.routes import router as auth_router
+from core_api.auth.service import AuthService
+from core_api.db import migrate
+from core_api.settings import Settings
+from harvis_common.errors import install_error_handlers
+
+PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("HARVIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+JWT_SECRET = "test-secret-" + "x" * 60  # 64+ bytes: no HS512 key warning in the forgery tests
+PASSWORD = "blue-Harbour-lamp-42"  # passes the policy
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": "",
+        "jwt_secret": JWT_SECRET,
+        "jwt_ttl_minutes": 60,
+        "login_rate_per_ip": 50,
+        "login_rate_per_account": 5,
+        "login_rate_window_s": 60,
+        "revocation_sync_s": 3600.0,  # tests that need the background sync lower it
+        "redis_url": "",
+        "bcrypt_rounds": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def dsn_for(database: str) -> str:
+    parts = urlsplit(PG_ADMIN_URL)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+async def create_database(name: str) -> str:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return dsn_for(name)
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    # A private loop: session fixtures must not disturb pytest-asyncio's loops.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_database() -> Iterator[Callable[[], Awaitable[str]]]:
+    """Makes empty databases (DSNs) on demand; all are dropped at the end of the session."""
+    names: list[str] = []
+
+    async def make() -> str:
+        name = f"harvis_test_{uuid.uuid4().hex[:12]}"
+        names.append(name)
+        return await create_database(name)
+
+    yield make
+    for name in names:
+        _run(drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
+    """The session's database, migrated."""
+
+    async def setup() -> str:
+        dsn = await fresh_database()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        return dsn
+
+    return _run(setup())
+
+
+@pytest_asyncio.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=5)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    await client.ping()  # fail loudly: these tests need a real Redis
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def redis_prefix(redis: Redis) -> AsyncIterator[str]:
+    """A key prefix no other test (or run) shares; its keys are deleted afterwards."""
+    prefix = f"harvis-test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    keys = [k async for k in redis.scan_iter(match=prefix + "*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+ServiceFactory = Callable[..., Awaitable[AuthService]]
+
+
+@pytest_asyncio.fixture
+async def make_service(pool: asyncpg.Pool) -> AsyncIterator[ServiceFactory]:
+    """Started AuthServices on the session database, stopped at teardown.
+
+    `redis_prefix=...` gives the service its own Redis client (as each replica
+    has) with that key prefix; without it the service runs Redis-less.
+    """
+    started: list[AuthService] = []
+
+    async def make(redis_prefix: str | None = None, **overrides: Any) -> AuthService:
+        redis = Redis.from_url(REDIS_URL) if redis_prefix else None
+        service = AuthService(make_settings(**overrides), pool, redis, key_prefix=redis_prefix)
+        started.append(service)
+        await service.start()
+        return service
+
+    yield make
+    for service in reversed(started):
+        await service.stop()
+        if service.redis is not None:
+            await service.redis.aclose()
+
+
+def build_app(service: AuthService) -> FastAPI:
+    """What main.py mounts, without the gateway: error handlers, the auth router, state."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
+    return app
+
+
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest_asyncio.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(service: AuthService, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=build_app(service), client=(peer, 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def service(make_service: ServiceFactory) -> AuthService:
+    return await make_service()
+
+
+@pytest_asyncio.fixture
+async def client(make_client: ClientFactory, service: AuthService) -> httpx.AsyncClient:
+    return await make_client(service)
+
+
+def new_user(password: str = PASSWORD) -> dict[str, str]:
+    """Signup fields unique to this call (tests share one database)."""
+    tag = uuid.uuid4().hex[:10]
+    return {"username": f"user_{tag}", "email": f"user.{tag}@example.com", "password": password}
+
+
+async def signup(client: httpx.AsyncClient, user: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
+    """Sign a new user up; (the user's fields, their token). Leaves no cookie in the client."""
+    user = user or new_user()
+    response = await client.post("/api/auth/signup", json=user)
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return user, response.json()["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
