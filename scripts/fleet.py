@@ -15,6 +15,8 @@ honcho's; the tests start processes one by one so they can stop one service.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -64,6 +66,16 @@ def _py_tag() -> str:
     return out.stdout.strip()
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `path` (a lock file), so parallel runs don't build
+    the same venv or start the same test fleet at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def _new_venv(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -90,11 +102,12 @@ def tools_venv() -> Path:
     """Venv with the runner's and tests' tools (honcho, pgserver, pytest, ruff…)."""
     req = ROOT / "requirements-dev.txt"
     path = CACHE / "venvs" / f"tools-py{_py_tag()}-{_digest(req)}"
-    if not (path / ".complete").exists():
-        say(f"installing tools into {path}")
-        python = _new_venv(path)
-        _pip(python, "-r", str(req))
-        (path / ".complete").touch()
+    with locked(path.with_suffix(".lock")):
+        if not (path / ".complete").exists():
+            say(f"installing tools into {path}")
+            python = _new_venv(path)
+            _pip(python, "-r", str(req))
+            (path / ".complete").touch()
     return path
 
 
@@ -108,15 +121,16 @@ def service_venv(svc: Service) -> Path:
     req = MICRO / svc.directory / "requirements.txt"
     test_req = MICRO / "requirements-test.txt"
     path = CACHE / "venvs" / f"{svc.name}-py{_py_tag()}-{_digest(req, test_req, COMMON / 'pyproject.toml')}"
-    if not (path / ".complete").exists():
-        say(f"installing {svc.name} into {path}")
-        python = _new_venv(path)
-        _pip(python, "-r", str(req))
-        run([str(python), "-m", "pip", "check"])
-        env = {"PATH": os.environ["PATH"], "PYTHONPATH": service_env_pythonpath(svc)}
-        run([str(python), "-c", f"import {svc.package}.main"], env=env, cwd=str(ROOT))
-        _pip(python, "-r", str(test_req))
-        (path / ".complete").touch()
+    with locked(path.with_suffix(".lock")):
+        if not (path / ".complete").exists():
+            say(f"installing {svc.name} into {path}")
+            python = _new_venv(path)
+            _pip(python, "-r", str(req))
+            run([str(python), "-m", "pip", "check"])
+            env = {"PATH": os.environ["PATH"], "PYTHONPATH": service_env_pythonpath(svc)}
+            run([str(python), "-c", f"import {svc.package}.main"], env=env, cwd=str(ROOT))
+            _pip(python, "-r", str(test_req))
+            (path / ".complete").touch()
     return path
 
 
@@ -127,19 +141,34 @@ def all_venvs() -> dict[str, Path]:
 # ---------------------------------------------------------------- system packages
 
 
-def ensure_nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found:
-        return found
+def _missing_debs(packages: list[str]) -> list[str]:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages], capture_output=True, text=True
+    ).stdout
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [p for p in packages if p not in installed]
+
+
+def ensure_apt(packages: list[str]) -> None:
+    """Install Debian packages that are missing (needs root, as on CI and dev boxes)."""
+    missing = _missing_debs(packages)
+    if not missing:
+        return
     if os.geteuid() != 0:
-        sys.exit("nginx is missing: install Debian's nginx (apt-get install nginx-light) and retry")
-    say("installing nginx from Debian")
-    run(["apt-get", "update", "-qq"])
-    run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx-light"],
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    return "/usr/sbin/nginx"
+        sys.exit(f"missing Debian packages: {' '.join(missing)} (apt-get install them, or run as root)")
+    with locked(CACHE / "apt.lock"):
+        missing = _missing_debs(packages)
+        if missing:
+            say(f"installing from Debian: {' '.join(missing)}")
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            run(["apt-get", "update", "-qq"], env=env)
+            run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def ensure_system_packages() -> str:
+    """nginx plus every service's Debian packages; returns the nginx binary."""
+    ensure_apt(["nginx-light", *sorted({p for svc in SERVICES for p in svc.apt_packages})])
+    return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 # ---------------------------------------------------------------- secrets and env
@@ -288,7 +317,7 @@ class Prepared:
     def __init__(self, database_url: str | None = None, pgdata: Path | None = None) -> None:
         self.tools = tools_venv()
         self.venvs = all_venvs()
-        self.nginx = ensure_nginx()
+        self.nginx = ensure_system_packages()
         self.secrets = ensure_secrets(self.tools)
         self.pgdata: Path | None = None
         if database_url is None:
@@ -349,7 +378,7 @@ def cmd_dev(_: argparse.Namespace) -> int:
 def cmd_setup(_: argparse.Namespace) -> int:
     tools_venv()
     all_venvs()
-    ensure_nginx()
+    ensure_system_packages()
     say("setup complete")
     return 0
 
@@ -357,14 +386,15 @@ def cmd_setup(_: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from fleet_tests import run_all
 
-    return run_all(args.suite)
+    return run_all(args.suite, args.pytest_args, args.service)
 
 
 def cmd_bench(_: argparse.Namespace) -> int:
     """Gateway throughput (needs nginx and the service venvs) and install footprint."""
     tools = tools_venv()
     venvs = all_venvs()
-    ensure_nginx()
+    ensure_system_packages()
+    ensure_apt(["wrk"])
     env = {**os.environ, "HARVIS_VENVS": json.dumps({k: str(v) for k, v in venvs.items()})}
     code = subprocess.run([str(tools / "bin" / "python"), str(ROOT / "bench" / "gateway.py")], env=env).returncode
     code |= subprocess.run([str(tools / "bin" / "python"), str(ROOT / "bench" / "footprint.py")], env=env).returncode
@@ -385,6 +415,8 @@ def main() -> int:
     sub.add_parser("bench").set_defaults(fn=cmd_bench)
     t = sub.add_parser("test")
     t.add_argument("suite", nargs="*", default=[], help="lint, static, unit, e2e (default: all)")
+    t.add_argument("--service", action="append", default=[], help="unit suite: only these services")
+    t.add_argument("--pytest-args", default="", help="extra pytest arguments for the e2e suite, e.g. a file or -k")
     t.set_defaults(fn=cmd_test)
     args = parser.parse_args()
     return args.fn(args)

@@ -14,6 +14,9 @@ class Service:
     port: int
     url_env: str  # the core-api setting that points at this service ("" for core-api)
     needs_database: bool = False
+    # Debian packages the service needs at run time; the native runner installs
+    # them and the service's Dockerfile must too (tests/static checks).
+    apt_packages: tuple[str, ...] = ()
 
     @property
     def app(self) -> str:

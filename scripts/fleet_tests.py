@@ -12,13 +12,14 @@ Results are collected from JUnit XML and summed into one closing line.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from fleet import COMMON, MICRO, ROOT, all_venvs, say, service_env_pythonpath, tools_venv
+from fleet import CACHE, COMMON, MICRO, ROOT, all_venvs, locked, say, service_env_pythonpath, tools_venv
 from fleet_services import SERVICES
 
 SUITES = ("lint", "static", "unit", "e2e")
@@ -81,9 +82,11 @@ def run_static(tally: Tally) -> None:
     _pytest(tools / "bin" / "python", ["tests/static"], "static", tally, env, ROOT)
 
 
-def run_unit(tally: Tally) -> None:
+def run_unit(tally: Tally, only: list[str]) -> None:
     venvs = all_venvs()
     for svc in SERVICES:
+        if only and svc.name not in only:
+            continue
         python = venvs[svc.name] / "bin" / "python"
         env = {**os.environ, "PYTHONPATH": service_env_pythonpath(svc)}
         targets = [str(MICRO / svc.directory / "tests")]
@@ -96,12 +99,14 @@ def run_unit(tally: Tally) -> None:
         _pytest(python, targets, f"unit[{svc.name}]", tally, env, MICRO / svc.directory)
 
 
-def run_e2e(tally: Tally) -> None:
+def run_e2e(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
-    _pytest(tools / "bin" / "python", ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
+    # One test fleet per machine at a time: it owns ports 8000-8006 and 9000.
+    with locked(CACHE / "e2e.lock"):
+        _pytest(tools / "bin" / "python", shlex.split(extra) or ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
 
 
-def run_all(suites: list[str]) -> int:
+def run_all(suites: list[str], e2e_args: str = "", services: list[str] | None = None) -> int:
     chosen = suites or list(SUITES)
     unknown = set(chosen) - set(SUITES)
     if unknown:
@@ -109,7 +114,12 @@ def run_all(suites: list[str]) -> int:
         return 2
     tally = Tally()
     for suite in chosen:
-        {"lint": run_lint, "static": run_static, "unit": run_unit, "e2e": run_e2e}[suite](tally)
+        if suite == "e2e":
+            run_e2e(tally, e2e_args)
+        elif suite == "unit":
+            run_unit(tally, services or [])
+        else:
+            {"lint": run_lint, "static": run_static}[suite](tally)
     if tally.failures:
         print("\nFailures:", *tally.failures, sep="\n  ")
     print(f"\n{tally.passed} passed, {tally.failed} failed, {tally.skipped} skipped", flush=True)
