@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from harvis_common.app import VERSION
 from harvis_common.config import get_settings
+from harvis_common.db import create_pool, ping
 from harvis_common.errors import install_error_handlers
 from harvis_common.health import health_router
 from harvis_common.internal_auth import InternalSigner
@@ -23,7 +24,6 @@ from harvis_common.logging import configure_logging
 
 from .auth.routes import router as auth_router
 from .auth.service import AuthService
-from .db import create_pool
 from .service_router import Gateway, health_overview_router
 from .settings import Settings
 
@@ -49,7 +49,13 @@ def _require_secrets(s: Settings) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _require_secrets(settings)
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    pool = await create_pool(
+        settings.database_url,
+        service=settings.service_name,
+        migrations="core_api.migrations",
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+    )
     redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
     auth = AuthService(settings, pool, redis)
     await auth.start()
@@ -68,9 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _db_ready() -> str:
-    async with api.state.pool.acquire() as conn:
-        await conn.fetchval("SELECT 1")
-    return "ok"
+    return await ping(api.state.pool)
 
 
 async def _redis_ready() -> str:

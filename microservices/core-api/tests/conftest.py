@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 
 from core_api.auth.routes import router as auth_router
 from core_api.auth.service import AuthService
-from core_api.db import migrate
 from core_api.settings import Settings
+from harvis_common.db import migrate
 from harvis_common.errors import install_error_handlers
 
 PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -103,7 +103,7 @@ def database_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
         dsn = await fresh_database()
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await migrate(conn, "core-api", "core_api.migrations")
         finally:
             await conn.close()
         return dsn

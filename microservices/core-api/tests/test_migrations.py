@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from core_api.db import migrate, migration_files
+from harvis_common.db import migrate, migration_files
 
 pytestmark = pytest.mark.asyncio
 
@@ -17,14 +17,14 @@ async def test_concurrent_migrations_apply_once(fresh_database: Callable[[], Awa
     dsn = await fresh_database()
     conns = [await asyncpg.connect(dsn) for _ in range(3)]
     try:
-        results = await asyncio.gather(*(migrate(c) for c in conns))
-        versions = [v for v, _ in migration_files()]
+        results = await asyncio.gather(*(migrate(c, "core-api", "core_api.migrations") for c in conns))
+        versions = [v for v, _ in migration_files("core_api.migrations")]
         assert "0001_auth" in versions
         # Exactly one runner applied everything; the others waited on the lock and found nothing to do.
         assert sorted(results, key=len) == [[], [], versions]
         rows = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r["version"] for r in rows] == versions
-        assert await migrate(conns[0]) == []  # and again later: idempotent
+        assert [r["version"] for r in rows] == [f"core-api/{v}" for v in versions]
+        assert await migrate(conns[0], "core-api", "core_api.migrations") == []  # and again later: idempotent
     finally:
         for conn in conns:
             await conn.close()
