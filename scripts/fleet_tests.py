@@ -19,8 +19,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from fleet import CACHE, COMMON, MICRO, ROOT, all_venvs, locked, say, service_env_pythonpath, tools_venv
-from fleet_services import SERVICES
+from fleet import COMMON, MICRO, ROOT, all_venvs, locked, say, service_env_pythonpath, tools_venv
+from fleet_services import NGINX_PORT, SERVICES
 
 SUITES = ("lint", "static", "unit", "e2e")
 
@@ -101,8 +101,9 @@ def run_unit(tally: Tally, only: list[str]) -> None:
 
 def run_e2e(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
-    # One test fleet per machine at a time: it owns ports 8000-8006 and 9000.
-    with locked(CACHE / "e2e.lock"):
+    # One test fleet per machine at a time: it owns ports 8000-8006 and 9000
+    # (a machine-wide lock, whatever cache or checkout a run uses).
+    with locked(Path(tempfile.gettempdir()) / f"harvis-fleet-{NGINX_PORT}.lock"):
         _pytest(tools / "bin" / "python", shlex.split(extra) or ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
 
 
