@@ -1,0 +1,1 @@
+"""The tool families; each module's `register(registry)` adds its tools."""
