@@ -1,7 +1,57 @@
 """vibe-coding settings (environment variables, see .env.example)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
 from harvis_common.config import ServiceSettings
+
+# Natively the workspaces live in the checkout's git-ignored state directory.
+_DEFAULT_WORKSPACES = str(Path(__file__).resolve().parents[3] / ".dev" / "vibe-workspaces")
 
 
 class Settings(ServiceSettings):
     service_name: str = "vibe-coding"
+    # PostgreSQL DSN (asyncpg): sessions live there.
+    database_url: str = ""
+    # Root of the session workspaces: <dir>/<user_id>/<session_id>/.
+    vibe_workspace_dir: str = _DEFAULT_WORKSPACES
+    # Sandbox backend: auto (docker when its socket answers, else bwrap), bwrap or docker.
+    vibe_sandbox_backend: Literal["auto", "bwrap", "docker"] = "auto"
+    # Largest file the file API reads or writes, and the largest workspace it writes into.
+    vibe_max_file_bytes: int = Field(default=1_048_576, ge=1024)
+    vibe_max_workspace_bytes: int = Field(default=209_715_200, ge=1_048_576)
+    # Per execution: the largest timeout a request may ask for, memory (address space) per
+    # process, processes per sandbox, CPU seconds, largest file written, output kept.
+    vibe_exec_timeout_max_s: int = Field(default=120, ge=1, le=3600)
+    vibe_exec_memory_mb: int = Field(default=1024, ge=64)
+    vibe_exec_max_procs: int = Field(default=64, ge=4)
+    vibe_exec_cpu_s: int = Field(default=120, ge=1)
+    vibe_exec_file_mb: int = Field(default=100, ge=1)
+    vibe_exec_output_bytes: int = Field(default=262_144, ge=1024)
+    # Sandboxed code runs as uid/gid base + (a number derived from the session id) when the
+    # service is root, so each session has its own process limit and file owner.
+    vibe_sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    # A terminal with no input for this long is closed, in seconds.
+    vibe_terminal_idle_s: int = Field(default=600, ge=10)
+    # Docker backend: the engine, the image per language ({language}) and where the workspace
+    # root is on the engine's host (empty: the same path as VIBE_WORKSPACE_DIR).
+    vibe_docker_url: str = "unix:///var/run/docker.sock"
+    vibe_docker_image: str = "harvis/sandbox-{language}:latest"
+    vibe_docker_workspace_host_path: str = ""
+    # Sandboxes (executions plus terminals) running at once; more wait their turn (executions)
+    # or are refused (terminals).
+    vibe_max_concurrent: int = Field(default=16, ge=1)
+    # AI assist's model (harvis_common.llm): provider "ollama" or "openai" (OpenAI-compatible),
+    # its base URL (empty: AI assist is off) and model ("" = the first one the backend lists).
+    vibe_llm_provider: Literal["ollama", "openai"] = "ollama"
+    vibe_llm_url: str = "http://127.0.0.1:11434"
+    vibe_llm_model: str = ""
+
+    @field_validator("vibe_workspace_dir")
+    @classmethod
+    def _workspace_dir(cls, value: str) -> str:
+        return value.strip() or _DEFAULT_WORKSPACES  # an empty VIBE_WORKSPACE_DIR= means the default

@@ -1,0 +1,75 @@
+"""The vibe-coding app, built from explicit settings (main.py builds it from the environment)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from harvis_common.app import create_service_app
+from harvis_common.db import create_pool, ping
+
+from .assist import SharedLLMModel
+from .routes import router
+from .sandbox import choose_backend
+from .service import VibeService
+from .settings import Settings
+from .terminal import router as terminal_router
+
+log = logging.getLogger("harvis.vibe")
+
+
+def prepare_root(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o711)
+    return root.resolve()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            raise RuntimeError("DATABASE_URL is not set: vibe-coding keeps its sessions in PostgreSQL")
+        pool = await create_pool(settings.database_url, service="vibe-coding", migrations="vibe_coding.migrations")
+        root = await asyncio.to_thread(prepare_root, Path(settings.vibe_workspace_dir))
+        sandbox = choose_backend(
+            settings.vibe_sandbox_backend,
+            docker_url=settings.vibe_docker_url,
+            image_template=settings.vibe_docker_image,
+            workspace_dir=root,
+            host_workspace_dir=settings.vibe_docker_workspace_host_path,
+        )
+        model = (
+            SharedLLMModel(settings.vibe_llm_provider, settings.vibe_llm_url, settings.vibe_llm_model)
+            if settings.vibe_llm_url
+            else None
+        )
+        app.state.vibe = VibeService(settings, pool, sandbox, model)
+        log.info("vibe-coding started", extra={"backend": sandbox.name, "workspace_dir": str(root)})
+        try:
+            yield
+        finally:
+            await app.state.vibe.close()
+            await pool.close()
+
+    async def database_ready() -> str:
+        return await ping(app.state.vibe.pool)
+
+    async def sandbox_ready() -> str:
+        svc: VibeService = app.state.vibe
+        return await svc.sandbox.probe(svc.root / ".probe", settings.vibe_sandbox_uid_base)
+
+    app = create_service_app(
+        settings,
+        title="Harvis Vibe coding",
+        description="Coding sessions with workspaces, sandboxed execution and a terminal.",
+        slug="vibe",
+        routers=[router, terminal_router],
+        ready_checks={"database": database_ready, "sandbox": sandbox_ready},
+        lifespan=lifespan,
+    )
+    return app
