@@ -19,7 +19,17 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from fleet import COMMON, MICRO, ROOT, all_venvs, locked, say, service_env_pythonpath, tools_venv
+from fleet import (
+    COMMON,
+    MICRO,
+    ROOT,
+    all_venvs,
+    ensure_system_packages,
+    locked,
+    say,
+    service_env_pythonpath,
+    tools_venv,
+)
 from fleet_services import NGINX_PORT, SERVICES
 
 SUITES = ("lint", "static", "unit", "e2e")
@@ -84,6 +94,7 @@ def run_static(tally: Tally) -> None:
 
 def run_unit(tally: Tally, only: list[str]) -> None:
     venvs = all_venvs()
+    ensure_system_packages()  # services' unit tests use their Debian packages too (bwrap, chromium…)
     for svc in SERVICES:
         if only and svc.name not in only:
             continue

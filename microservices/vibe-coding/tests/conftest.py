@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Iterator
@@ -50,16 +49,6 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-def _ensure_sandbox_tools() -> None:
-    if shutil.which("bwrap") and shutil.which("node"):
-        return
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from fleet import ensure_apt  # the runner's own installer (root only)
-    from fleet_services import by_name
-
-    ensure_apt(list(by_name(SERVICE).apt_packages))
-
-
 DB_NAME = f"harvis_test_vibe_{uuid.uuid4().hex[:10]}"
 _run(_admin(f'CREATE DATABASE "{DB_NAME}"'))
 DATABASE_URL = urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + DB_NAME))
@@ -76,7 +65,6 @@ os.environ.update(
         "VIBE_LLM_URL": "",
     }
 )
-_ensure_sandbox_tools()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
