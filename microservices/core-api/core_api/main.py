@@ -22,6 +22,7 @@ from harvis_common.health import health_router
 from harvis_common.internal_auth import InternalSigner
 from harvis_common.logging import configure_logging
 
+from . import chat
 from .auth.routes import router as auth_router
 from .auth.service import AuthService
 from .service_router import Gateway, health_overview_router
@@ -60,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     auth = AuthService(settings, pool, redis)
     await auth.start()
     app.state.pool, app.state.redis, app.state.auth = pool, redis, auth
+    chat.start(app, settings, pool)
     gateway.attach(auth, InternalSigner(settings.internal_auth_private_key, settings.internal_auth_ttl_s))
     await gateway.start()
     log.info("core-api ready")
@@ -67,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await gateway.stop()
+        await chat.stop(app)
         await auth.stop()
         if redis is not None:
             await redis.aclose()
@@ -86,7 +89,7 @@ async def _redis_ready() -> str:
 
 api = FastAPI(
     title="Harvis core-api",
-    description="Authentication, users and the gateway to every Harvis service.",
+    description="Authentication, users, chat and the gateway to every Harvis service.",
     version=VERSION,
     lifespan=lifespan,
     # Under /api/ so nginx sends them here rather than to the front end.
@@ -97,6 +100,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.include_router(health_router(settings.service_name, VERSION, {"database": _db_ready, "redis": _redis_ready}))
 api.include_router(auth_router)
+chat.install(api)
 
 gateway = Gateway(api, settings)
 api.include_router(health_overview_router(gateway))

@@ -217,3 +217,8 @@ async def signup(client: httpx.AsyncClient, user: dict[str, str] | None = None) 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# The chat tests' fixtures (fake Ollama + a real uvicorn serving the chat routers) live in
+# chat_support.py; imported here so every test module can ask for them.
+from chat_support import chat_server, make_chat_server  # noqa: E402, F401

@@ -1,0 +1,138 @@
+"""core-api's handle on the LLM backend: the client, a short-lived model list
+cache, model-name resolution (unknown names fall back to the default) and
+memory figures for `/api/models/memory-pressure`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+
+from harvis_common.llm import LLMClient, LLMError, ModelInfo, create_llm_client
+
+from ..settings import Settings
+
+MODELS_TTL_S = 10.0
+
+
+def make_client(settings: Settings) -> LLMClient:
+    if settings.llm_provider == "openai":
+        url, key = settings.openai_api_base, settings.openai_api_key or None
+    else:
+        url, key = settings.ollama_url, None
+    return create_llm_client(
+        settings.llm_provider,
+        url,
+        api_key=key,
+        connect_timeout_s=settings.llm_connect_timeout_s,
+        read_timeout_s=settings.llm_read_timeout_s,
+        request_timeout_s=settings.llm_request_timeout_s,
+    )
+
+
+@dataclass(slots=True)
+class Resolved:
+    model: str
+    requested: str | None
+    fallback: bool  # the requested name was unknown (or empty)
+
+
+class LLMBackend:
+    def __init__(self, settings: Settings, client: LLMClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or make_client(settings)
+        self._models: list[ModelInfo] = []
+        self._models_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def provider(self) -> str:
+        return self.settings.llm_provider
+
+    async def models(self, fresh: bool = False) -> list[ModelInfo]:
+        """The backend's models (cached briefly); raises LLMError when it is down."""
+        if not fresh and self._models and time.monotonic() - self._models_at < MODELS_TTL_S:
+            return self._models
+        async with self._lock:
+            if not fresh and self._models and time.monotonic() - self._models_at < MODELS_TTL_S:
+                return self._models
+            models = await self.client.list_models()
+            self._models, self._models_at = models, time.monotonic()
+            return models
+
+    async def resolve(self, requested: str | None, preferred_default: str = "") -> Resolved:
+        """The model to use for `requested`: itself when the backend has it, else the
+        configured default (`preferred_default` first), else the first listed model."""
+        models = await self.models()
+        names = [m.name for m in models]
+        if not names:
+            raise LLMError(f"The {self.provider} backend has no models: pull one (e.g. `ollama pull llama3.2`)")
+        found = _match(requested, names) if requested else None
+        if found:
+            return Resolved(found, requested, False)
+        for candidate in (preferred_default, self.settings.default_model):
+            match = _match(candidate, names) if candidate else None
+            if match:
+                return Resolved(match, requested, True)
+        return Resolved(names[0], requested, True)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _match(name: str, names: list[str]) -> str | None:
+    if name in names:
+        return name
+    if ":" not in name and f"{name}:latest" in names:
+        return f"{name}:latest"
+    return None
+
+
+# ---------------------------------------------------------------- memory
+
+
+def machine_memory() -> tuple[float, float]:
+    """(total, available) bytes of this machine (or container) from /proc/meminfo."""
+    info: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        avail = os.sysconf("SC_AVPHYS_PAGES")
+        return float(pages * size), float(avail * size)
+    total = float(info.get("MemTotal", 0))
+    return total, float(info.get("MemAvailable", info.get("MemFree", 0)))
+
+
+GB = 1024**3
+
+
+def pressure(total: float, available: float, allocated: float, loaded: list[str]) -> dict[str, object]:
+    used_pct = round((1 - available / total) * 100, 1) if total else 0.0
+    if used_pct >= 90:
+        level = "critical"
+    elif used_pct >= 80:
+        level = "high"
+    elif used_pct >= 65:
+        level = "moderate"
+    else:
+        level = "low"
+    recommendations: list[str] = []
+    if level in ("high", "critical") and loaded:
+        recommendations.append(f"Unload idle models ({', '.join(loaded)}) with the Clear AI RAM button")
+    if level == "critical":
+        recommendations.append("Use a smaller or more quantised model")
+    return {
+        "pressure_level": level,
+        "usage_percent": used_pct,
+        "free_gb": round(available / GB, 2),
+        "allocated_gb": round(allocated / GB, 2),
+        "total_gb": round(total / GB, 2),
+        "recommendations": recommendations,
+        "auto_cleanup_suggested": level in ("high", "critical") and bool(loaded),
+        "loaded_models": loaded,
+    }

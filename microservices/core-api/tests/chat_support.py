@@ -1,0 +1,156 @@
+"""Fixtures for the chat tests: the fake Ollama (tests/fakes, Ollama's real NDJSON
+wire format) and core-api's auth + chat routers served by a real uvicorn on a
+free port, so streaming, headers timing and disconnects are the real thing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest_asyncio
+import uvicorn
+from conftest import ServiceFactory, bearer, new_user
+from fastapi import FastAPI
+
+from core_api import chat
+from core_api.auth.routes import router as auth_router
+from core_api.chat.api_keys import generate_key
+from harvis_common.errors import install_error_handlers
+from harvis_common.internal_auth import generate_keypair
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
+from fake_ollama import FakeOllama
+
+PRIVATE_KEY, PUBLIC_KEY = generate_keypair()
+ENCRYPTION_KEY = generate_key()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ChatServer:
+    def __init__(self, url: str, app: FastAPI, fake: FakeOllama) -> None:
+        self.url, self.app, self.fake = url, app, fake
+
+    def client(self, **kw: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, trust_env=False, **kw)
+
+    async def user(self) -> tuple[dict[str, str], str]:
+        """A signed-up user: (fields, token)."""
+        async with self.client() as c:
+            fields = new_user()
+            r = await c.post("/api/auth/signup", json=fields)
+            assert r.status_code == 200, r.text
+            return fields, r.json()["access_token"]
+
+
+ChatServerFactory = Callable[..., Awaitable[ChatServer]]
+
+
+@pytest_asyncio.fixture
+async def make_chat_server(make_service: ServiceFactory) -> AsyncIterator[ChatServerFactory]:
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None], FakeOllama]] = []
+
+    async def make(**overrides: Any) -> ChatServer:
+        fake = FakeOllama()
+        fake_url = await fake.start()
+        values: dict[str, Any] = {
+            "llm_provider": "ollama",
+            "ollama_url": fake_url,
+            "default_model": "fake-llama:latest",
+            "vision_model": "fake-vision:latest",
+            "internal_auth_private_key": PRIVATE_KEY,
+            "api_key_encryption_key": ENCRYPTION_KEY,
+            "sse_heartbeat_s": 0.2,
+            "llm_read_timeout_s": 10.0,
+            **overrides,
+        }
+        service = await make_service(**values)
+        app = FastAPI()
+        install_error_handlers(app)
+        app.include_router(auth_router)
+        chat.install(app)
+        app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
+        chat.start(app, service.settings, service.pool)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        task = asyncio.ensure_future(server.serve())
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        servers.append((server, task, fake))
+        return ChatServer(f"http://127.0.0.1:{port}", app, fake)
+
+    yield make
+    for server, task, fake in servers:
+        server.should_exit = True
+        await task
+        await chat.stop(server.config.app)
+        await fake.stop()
+
+
+@pytest_asyncio.fixture
+async def chat_server(make_chat_server: ChatServerFactory) -> ChatServer:
+    return await make_chat_server()
+
+
+def parse_sse(raw: bytes) -> tuple[list[dict[str, Any]], int]:
+    """(events, heartbeat comments) of a whole SSE body, checking the strict framing."""
+    events: list[dict[str, Any]] = []
+    comments = 0
+    assert raw.endswith(b"\n\n"), raw[-200:]
+    for block in raw.split(b"\n\n")[:-1]:
+        assert b"\n" not in block, f"an event spans lines: {block!r}"
+        if block.startswith(b":"):
+            comments += 1
+            continue
+        assert block.startswith(b"data: "), block
+        events.append(orjson.loads(block[6:]))
+    for e in events:
+        assert "status" in e, e
+    return events, comments
+
+
+async def chat_events(
+    client: httpx.AsyncClient, token: str | None, body: dict[str, Any], path: str = "/api/chat"
+) -> tuple[httpx.Response, list[dict[str, Any]], int]:
+    headers = bearer(token) if token else {}
+    async with client.stream("POST", path, json=body, headers=headers) as r:
+        raw = await r.aread()
+    if r.status_code != 200:
+        return r, [], 0
+    events, comments = parse_sse(raw)
+    return r, events, comments
+
+
+def is_uuid(value: Any) -> bool:
+    try:
+        return len(str(value)) >= 32 and str(uuid.UUID(str(value))) == str(value)
+    except ValueError:
+        return False
+
+
+__all__ = [
+    "ENCRYPTION_KEY",
+    "PRIVATE_KEY",
+    "PUBLIC_KEY",
+    "ChatServer",
+    "bearer",
+    "chat_events",
+    "chat_server",
+    "free_port",
+    "is_uuid",
+    "make_chat_server",
+    "parse_sse",
+]
