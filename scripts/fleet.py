@@ -191,7 +191,16 @@ def ensure_secrets(tools: Path) -> dict[str, str]:
         ).stdout
         path.write_text(out)
         path.chmod(0o600)
-    return read_env_file(path)
+    env = read_env_file(path)
+    if not env.get("API_KEY_ENCRYPTION_KEY"):  # also for secrets.env files made before it existed
+        import base64
+        import secrets
+
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        with path.open("a") as fh:
+            fh.write(f"API_KEY_ENCRYPTION_KEY={key}\n")
+        env["API_KEY_ENCRYPTION_KEY"] = key
+    return env
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -215,6 +224,48 @@ def fleet_env(secrets: dict[str, str], database_url: str) -> dict[str, str]:
         if svc.url_env:
             env[svc.url_env] = f"http://127.0.0.1:{svc.port}"
     return env
+
+
+# ---------------------------------------------------------------- the LLM backend
+
+
+def resolve_llm() -> tuple[dict[str, str], list[str] | None]:
+    """core-api's LLM settings, and the command of the demo model server to run (or None).
+
+    An OpenAI-compatible server the caller configured (LLM_PROVIDER=openai + OPENAI_API_BASE)
+    is used as is; else Ollama at OLLAMA_URL (default 127.0.0.1:11434) when it answers; else
+    the tiny demo model (scripts/llm_server.py). HARVIS_LLM=demo forces the demo model,
+    HARVIS_LLM=none starts nothing (chat then reports the backend as unreachable).
+    """
+    mode = os.environ.get("HARVIS_LLM", "auto").lower()
+    if mode == "none":
+        return {}, None
+    if mode != "demo":
+        if os.environ.get("LLM_PROVIDER", "").lower() == "openai" and os.environ.get("OPENAI_API_BASE"):
+            return {}, None
+        url = os.environ.get("OLLAMA_URL") or "http://127.0.0.1:11434"
+        if wait_http(url.rstrip("/") + "/api/tags", 2):
+            say(f"chat uses Ollama at {url}")
+            return {"LLM_PROVIDER": "ollama", "OLLAMA_URL": url}, None
+        if os.environ.get("OLLAMA_URL"):
+            say(f"OLLAMA_URL={url} does not answer")
+    import llm_server
+
+    try:
+        venv, model = llm_server.ensure()
+    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
+        say(f"could not set up the demo model server ({exc}): chat will report its backend as unreachable")
+        return {}, None
+    port = int(os.environ.get("HARVIS_DEMO_LLM_PORT", llm_server.DEFAULT_PORT))
+    say(llm_server.DEMO_NOTICE)
+    env = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_BASE": llm_server.base_url(port),
+        "DEFAULT_MODEL": llm_server.MODEL_ALIAS,
+        "VISION_MODEL": llm_server.MODEL_ALIAS,
+        "CHAT_MAX_TOKENS": os.environ.get("CHAT_MAX_TOKENS", "256"),  # a base model rambles on
+    }
+    return env, llm_server.command(venv, model, port)
 
 
 # ---------------------------------------------------------------- postgres
@@ -325,12 +376,16 @@ class Prepared:
             database_url = start_embedded_postgres(self.tools, self.pgdata)
         self.database_url = database_url
         self.nginx_conf = render_nginx(self.tools)
+        # Chat's model backend: Ollama when it answers, else the demo model server (llm_command).
+        self.llm_env, self.llm_command = resolve_llm()
 
     def env_for(self, svc: Service) -> dict[str, str]:
         env = {**os.environ, **fleet_env(self.secrets, self.database_url), "PYTHONPATH": service_env_pythonpath(svc)}
         if svc.name == "core-api":
             env["JWT_SECRET"] = self.secrets["JWT_SECRET"]
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["INTERNAL_AUTH_PRIVATE_KEY"]
+            env["API_KEY_ENCRYPTION_KEY"] = self.secrets["API_KEY_ENCRYPTION_KEY"]
+        env.update(self.llm_env)  # every service that talks to a model reads the same LLMSettings
         return env
 
     def close(self) -> None:
@@ -354,6 +409,8 @@ def cmd_dev(_: argparse.Namespace) -> int:
     lines.append(
         "nginx: exec " + " ".join(nginx_command(prep.nginx, prep.nginx_conf)).replace("daemon off;", "'daemon off;'")
     )
+    if prep.llm_command:
+        lines.append("llm: exec " + " ".join(prep.llm_command))
     procfile.write_text("\n".join(lines) + "\n")
     honcho = subprocess.Popen(
         [str(prep.tools / "bin" / "honcho"), "start", "-f", str(procfile), "-d", str(ROOT), "--no-colour"]
@@ -364,6 +421,10 @@ def cmd_dev(_: argparse.Namespace) -> int:
                 f"Harvis is up: http://127.0.0.1:{NGINX_PORT}  (API docs: http://127.0.0.1:{NGINX_PORT}/api/docs,"
                 f" health: http://127.0.0.1:{NGINX_PORT}/api/health). Ctrl-C stops everything."
             )
+            if prep.llm_command:
+                import llm_server
+
+                say(llm_server.DEMO_NOTICE)
         return honcho.wait()
     except KeyboardInterrupt:
         return honcho.wait()
@@ -379,6 +440,9 @@ def cmd_setup(_: argparse.Namespace) -> int:
     tools_venv()
     all_venvs()
     ensure_system_packages()
+    import llm_server
+
+    llm_server.ensure()  # the demo model server (built once, cached)
     say("setup complete")
     return 0
 

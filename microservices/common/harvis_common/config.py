@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,36 @@ class ServiceSettings(BaseSettings):
     internal_auth_public_key: str = ""
     # Allowed clock skew when checking internal tokens' iat/exp, in seconds.
     internal_auth_leeway_s: int = Field(default=5, ge=0, le=60)
+
+
+class LLMSettings(BaseSettings):
+    """The LLM backend, for every service that talks to one (mix into its Settings).
+
+    "ollama": Ollama's native API at OLLAMA_URL; "openai": any OpenAI-compatible
+    server at OPENAI_API_BASE (llama.cpp, vLLM, LM Studio, OpenAI).
+    """
+
+    llm_provider: str = "ollama"
+    ollama_url: str = "http://127.0.0.1:11434"
+    openai_api_base: str = ""
+    openai_api_key: str = ""
+    # Used when a request names no model or one the backend lacks ("" = the first one listed).
+    default_model: str = ""
+    llm_connect_timeout_s: float = Field(default=5.0, gt=0)
+    llm_read_timeout_s: float = Field(default=300.0, gt=0)  # per streamed piece; the first includes loading
+    llm_request_timeout_s: float = Field(default=8.0, gt=0)  # model lists (the UI gives up after 10 s)
+
+    @field_validator("llm_provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("ollama", "openai"):
+            raise ValueError("LLM_PROVIDER must be 'ollama' or 'openai'")
+        return value
+
+    @property
+    def llm_base_url(self) -> str:
+        return self.openai_api_base if self.llm_provider == "openai" else self.ollama_url
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from .config import LLMSettings
+
 __all__ = [
     "ChatChunk",
     "ChatResult",
@@ -647,3 +649,15 @@ def create_llm_client(
     if name in ("openai", "openai-compatible", "llamacpp", "llama.cpp", "vllm", "lmstudio"):
         return OpenAIClient(base_url, api_key=api_key, **kw)
     raise ValueError(f"unknown LLM provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+
+
+def client_from_settings(settings: LLMSettings, **overrides: Any) -> OllamaClient | OpenAIClient:
+    """The client for a service's `LLMSettings` (harvis_common.config)."""
+    kw: dict[str, Any] = {
+        "api_key": settings.openai_api_key or None if settings.llm_provider == "openai" else None,
+        "connect_timeout_s": settings.llm_connect_timeout_s,
+        "read_timeout_s": settings.llm_read_timeout_s,
+        "request_timeout_s": settings.llm_request_timeout_s,
+        **overrides,
+    }
+    return create_llm_client(settings.llm_provider, settings.llm_base_url, **kw)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import ServiceSettings
+from harvis_common.config import LLMSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, LLMSettings):
     service_name: str = "core-api"
 
     database_url: str = Field(default="", description="postgresql://… (asyncpg DSN)")
@@ -46,35 +46,17 @@ class Settings(ServiceSettings):
     gateway_stream_timeout_s: float = Field(default=900.0, gt=0)  # SSE, long research, uploads
     gateway_max_connections: int = Field(default=256, ge=1)
 
-    # The LLM backend chat talks to (harvis_common.llm): "ollama" (native API at OLLAMA_URL)
-    # or "openai" (any OpenAI-compatible server at OPENAI_API_BASE: llama.cpp, vLLM, LM Studio).
-    llm_provider: str = "ollama"
-    ollama_url: str = "http://127.0.0.1:11434"
-    openai_api_base: str = ""
-    openai_api_key: str = ""
-    # Used when a request names no model or one the backend lacks ("" = the first one listed).
-    default_model: str = ""
+    # The LLM backend itself (provider, URLs, default model, timeouts) comes from LLMSettings.
     vision_model: str = ""  # for /api/vision-chat when the requested model is unknown
     chat_system_prompt: str = "You are Harvis, a helpful AI assistant."
     chat_history_limit: int = Field(default=40, ge=0, le=1000)  # earlier messages sent to the model
     chat_max_tokens: int = Field(default=0, ge=0)  # longest answer in tokens; 0: the backend's own limit
-    llm_connect_timeout_s: float = Field(default=5.0, gt=0)
-    llm_read_timeout_s: float = Field(default=300.0, gt=0)  # per streamed piece; the first includes loading
-    llm_request_timeout_s: float = Field(default=8.0, gt=0)  # model lists (the UI gives up after 10 s)
     sse_heartbeat_s: float = Field(default=10.0, gt=0)
     # AES-256-GCM key (base64url, 32 bytes) for users' provider API keys at rest; never the JWT secret.
     api_key_encryption_key: str = ""
     # How long after issue a service may send back a user's X-Internal-Auth token to the
     # internal history API (/internal/history/…): mic-chat and research outlive its 60 s TTL.
     internal_history_token_max_age_s: int = Field(default=900, ge=10, le=3600)
-
-    @field_validator("llm_provider")
-    @classmethod
-    def _provider(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in ("ollama", "openai"):
-            raise ValueError("LLM_PROVIDER must be 'ollama' or 'openai'")
-        return value
 
     @field_validator("jwt_secret")
     @classmethod

@@ -62,7 +62,8 @@ os.environ.update(
         "DATABASE_URL": DATABASE_URL,
         "VIBE_WORKSPACE_DIR": str(WORKSPACES),
         "VIBE_SANDBOX_BACKEND": "bwrap",
-        "VIBE_LLM_URL": "",
+        "LLM_PROVIDER": "ollama",
+        "OLLAMA_URL": "http://127.0.0.1:9",  # nothing listens: AI assist answers 503
     }
 )
 

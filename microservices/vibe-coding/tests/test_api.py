@@ -174,7 +174,7 @@ def test_output_is_capped(caller: Caller) -> None:
     assert out["execution_time"] < 5
 
 
-def test_ai_assist_without_a_model_is_503(caller: Caller) -> None:
+def test_ai_assist_with_the_model_backend_down_is_503(caller: Caller) -> None:
     sid = caller.session()
     r = caller.post("/api/vibe/ai/propose", json={"session_id": sid, "instruction": "add a test"})
     assert r.status_code == 503 and r.json()["message"]

@@ -43,11 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
             workspace_dir=root,
             host_workspace_dir=settings.vibe_docker_workspace_host_path,
         )
-        model = (
-            SharedLLMModel(settings.vibe_llm_provider, settings.vibe_llm_url, settings.vibe_llm_model)
-            if settings.vibe_llm_url
-            else None
-        )
+        model = SharedLLMModel(settings)
         app.state.vibe = VibeService(settings, pool, sandbox, model)
         log.info("vibe-coding started", extra={"backend": sandbox.name, "workspace_dir": str(root)})
         try:

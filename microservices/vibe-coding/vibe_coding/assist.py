@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harvis_common.config import LLMSettings
+
 from .workspace import Workspace, WorkspaceError, clean_path
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024
@@ -54,11 +56,11 @@ class EditModel(Protocol):
 class SharedLLMModel:
     """EditModel on harvis_common.llm (Ollama or any OpenAI-compatible server)."""
 
-    def __init__(self, provider: str, url: str, model: str, read_timeout_s: float = 300.0) -> None:
-        from harvis_common.llm import create_llm_client
+    def __init__(self, settings: LLMSettings) -> None:
+        from harvis_common.llm import client_from_settings
 
-        self.client = create_llm_client(provider, url, read_timeout_s=read_timeout_s)
-        self.model = model
+        self.client = client_from_settings(settings)
+        self.model = settings.default_model
 
     async def _model(self) -> str:
         if self.model:

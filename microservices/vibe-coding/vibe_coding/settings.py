@@ -7,13 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import ServiceSettings
+from harvis_common.config import LLMSettings, ServiceSettings
 
 # Natively the workspaces live in the checkout's git-ignored state directory.
 _DEFAULT_WORKSPACES = str(Path(__file__).resolve().parents[3] / ".dev" / "vibe-workspaces")
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, LLMSettings):
     service_name: str = "vibe-coding"
     # PostgreSQL DSN (asyncpg): sessions live there.
     database_url: str = ""
@@ -45,11 +45,8 @@ class Settings(ServiceSettings):
     # Sandboxes (executions plus terminals) running at once; more wait their turn (executions)
     # or are refused (terminals).
     vibe_max_concurrent: int = Field(default=16, ge=1)
-    # AI assist's model (harvis_common.llm): provider "ollama" or "openai" (OpenAI-compatible),
-    # its base URL (empty: AI assist is off) and model ("" = the first one the backend lists).
-    vibe_llm_provider: Literal["ollama", "openai"] = "ollama"
-    vibe_llm_url: str = "http://127.0.0.1:11434"
-    vibe_llm_model: str = ""
+    # AI assist talks to the shared LLM backend (LLMSettings: LLM_PROVIDER, OLLAMA_URL,
+    # OPENAI_API_BASE, DEFAULT_MODEL…), like chat; without a reachable backend it answers 503.
 
     @field_validator("vibe_workspace_dir")
     @classmethod

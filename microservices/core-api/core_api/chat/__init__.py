@@ -52,7 +52,7 @@ def start(app: FastAPI, settings: Settings, pool: asyncpg.Pool, llm: LLMBackend 
         if settings.internal_auth_private_key
         else None
     )
-    base = settings.ollama_url if settings.llm_provider == "ollama" else settings.openai_api_base
+    base = settings.llm_base_url
     log.info(
         "chat backend", extra={"provider": settings.llm_provider, "url": base, "default_model": settings.default_model}
     )

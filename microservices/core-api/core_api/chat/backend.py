@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from harvis_common.llm import LLMClient, LLMError, ModelInfo, create_llm_client
+from harvis_common.llm import LLMClient, LLMError, ModelInfo, client_from_settings
 
 from ..settings import Settings
 
@@ -17,18 +17,7 @@ MODELS_TTL_S = 10.0
 
 
 def make_client(settings: Settings) -> LLMClient:
-    if settings.llm_provider == "openai":
-        url, key = settings.openai_api_base, settings.openai_api_key or None
-    else:
-        url, key = settings.ollama_url, None
-    return create_llm_client(
-        settings.llm_provider,
-        url,
-        api_key=key,
-        connect_timeout_s=settings.llm_connect_timeout_s,
-        read_timeout_s=settings.llm_read_timeout_s,
-        request_timeout_s=settings.llm_request_timeout_s,
-    )
+    return client_from_settings(settings)
 
 
 @dataclass(slots=True)
