@@ -1,0 +1,106 @@
+"""Fixtures for voice-service tests: real engines (Piper, espeak-ng, faster-whisper with
+Whisper base from its PyPI packages), audio made here with Piper and FFmpeg (PyAV), a
+throwaway PostgreSQL database, and the app with internal-auth headers."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import av
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from voice_service.audio import wav_bytes
+from voice_service.engines import Engines
+from voice_service.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the old stone bridge."
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"voice_audio_dir": str(tmp / "audio"), "database_url": "", "voice_job_poll_s": 0.1}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("voice")
+
+
+@pytest.fixture(scope="session")
+def engines(session_tmp: Path) -> Engines:
+    """One set of engines for the session: each model loads once."""
+    return Engines(make_settings(session_tmp))
+
+
+@pytest.fixture(scope="session")
+def speech_wav(engines: Engines) -> bytes:
+    speech = engines.tts["piper"].synthesize(SENTENCE, None)
+    return wav_bytes(speech.pcm16, speech.sample_rate)
+
+
+def transcode(wav: bytes, container: str, codec: str, rate: int | None = None) -> bytes:
+    """Re-encode a WAV with FFmpeg (PyAV): webm/opus, ogg/opus, mp3, m4a/aac."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(wav)) as src, av.open(out, "w", format=container) as dst:
+        in_stream = src.streams.audio[0]
+        rate = rate or (48000 if codec == "libopus" else in_stream.rate)
+        stream = dst.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name if stream.format else "s16", layout="mono", rate=rate)
+        for frame in src.decode(in_stream):
+            for f in resampler.resample(frame):
+                for packet in stream.encode(f):
+                    dst.mux(packet)
+        for f in resampler.resample(None):
+            for packet in stream.encode(f):
+                dst.mux(packet)
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    return out.getvalue()
+
+
+def tone_wav(seconds: float, rate: int = 16000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return wav_bytes((np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes(), rate)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _dsn_for(database: str) -> str:
+    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + database))
+
+
+@pytest_asyncio.fixture
+async def database_url() -> AsyncIterator[str]:
+    name = f"voice_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield _dsn_for(name)
+    finally:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def audio_root(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "audio"

@@ -1,0 +1,1 @@
+"""voice-service's SQL migrations (applied by harvis_common.db)."""

@@ -1,0 +1,385 @@
+"""voice-service's HTTP API (shapes: shared design contract, voice-service section)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from harvis_common.identity import current_identity
+from harvis_common.internal_auth import HEADER, Identity
+from harvis_common.llm import LLMError
+
+from .audio import AudioError, decode, wav_bytes
+from .chat import Conversation, HistoryClient, HistoryError
+from .engines import EngineError, Engines, Speech
+from .files import AudioStore
+from .jobs import JobQueue
+from .settings import Settings
+
+log = logging.getLogger("voice.routes")
+router = APIRouter(tags=["voice"])
+
+Caller = Annotated[Identity, Depends(current_identity)]
+RESEARCH_UNAVAILABLE = (
+    "Research mode is not available yet (research-service does not answer voice requests): "
+    "this answer comes from the model alone, without a web search."
+)
+
+
+@dataclass
+class VoiceState:
+    settings: Settings
+    engines: Engines
+    store: AudioStore
+    queue: JobQueue | None
+    history: HistoryClient
+    conversation: Conversation
+
+
+def state(request: Request) -> VoiceState:
+    return request.app.state.voice
+
+
+State = Annotated[VoiceState, Depends(state)]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The upload's bytes; 413 past `limit` (read in pieces, never more than limit + 1 MiB)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        piece = await file.read(1 << 20)
+        if not piece:
+            break
+        size += len(piece)
+        if size > limit:
+            raise HTTPException(413, f"The audio file is larger than the {limit} byte limit")
+        chunks.append(piece)
+    return b"".join(chunks)
+
+
+async def transcribe_upload(st: VoiceState, file: UploadFile, language: str | None, engine: str | None) -> Any:
+    stt = st.engines.stt_engine(engine)  # unknown/unavailable engine before reading the body
+    data = await read_upload(file, st.settings.voice_max_upload_bytes)
+    samples = await asyncio.to_thread(decode, data, st.settings.voice_max_audio_s)
+    return await st.engines.transcribe(stt, samples, language)
+
+
+def check_text(text: str, st: VoiceState) -> str:
+    text = text.strip()
+    if not text:
+        raise HTTPException(422, "The text to speak is empty")
+    if len(text) > st.settings.voice_tts_max_chars:
+        raise HTTPException(422, f"The text is longer than the {st.settings.voice_tts_max_chars} character limit")
+    return text
+
+
+async def speak_to_file(st: VoiceState, user_id: int, text: str, engine: str | None, voice: str | None) -> str:
+    tts = st.engines.tts_engine(engine)
+    speech = await st.engines.synthesize(tts, text, voice)
+    return await asyncio.to_thread(st.store.save, user_id, wav_bytes(speech.pcm16, speech.sample_rate))
+
+
+def as_http(exc: AudioError | EngineError) -> HTTPException:
+    return HTTPException(exc.status, exc.message)
+
+
+_LANG = re.compile(r"^[a-z]{2,3}$")
+
+
+def check_language(language: str | None) -> str | None:
+    if language in (None, "", "auto"):
+        return None
+    lang = language.strip().lower()
+    if not _LANG.match(lang):
+        raise HTTPException(422, f"Invalid language code '{language}' (use e.g. en, de, fr)")
+    return lang
+
+
+# ---------------------------------------------------------------- STT / TTS
+
+
+@router.post("/api/stt")
+async def stt(
+    st: State,
+    _: Caller,
+    file: Annotated[UploadFile, File()],
+    language: Annotated[str | None, Form()] = None,
+    engine: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    try:
+        transcript = await transcribe_upload(st, file, check_language(language), engine)
+    except (AudioError, EngineError) as exc:
+        raise as_http(exc) from exc
+    return transcript.as_dict()
+
+
+class TTSIn(BaseModel):
+    text: str = Field(max_length=100_000)
+    voice: str | None = Field(default=None, max_length=200)
+    engine: str | None = Field(default=None, max_length=50)
+    format: Literal["wav"] = "wav"
+
+
+def _streaming_wav_header(sample_rate: int) -> bytes:
+    """A WAV header for a stream of unknown length (sizes set to the maximum)."""
+    import struct
+
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )
+
+
+@router.post("/api/tts")
+async def tts(
+    body: TTSIn,
+    st: State,
+    identity: Caller,
+    as_: Annotated[Literal["wav", "json"], Query(alias="as")] = "wav",
+    stream: bool = False,
+) -> Response:
+    """WAV audio of `text`; `?as=json` saves it and answers `{audio_path}`; `?stream=true`
+    sends the WAV sentence by sentence as it is synthesised."""
+    text = check_text(body.text, st)
+    try:
+        engine = st.engines.tts_engine(body.engine)
+        if stream and as_ == "wav":
+            engine.check_voice(body.voice)
+            return StreamingResponse(
+                _stream_wav(st, engine, text, body.voice),
+                media_type="audio/wav",
+                headers={"X-Accel-Buffering": "no", "X-TTS-Engine": engine.name},
+            )
+        speech = await st.engines.synthesize(engine, text, body.voice)
+    except EngineError as exc:
+        raise as_http(exc) from exc
+    wav = wav_bytes(speech.pcm16, speech.sample_rate)
+    if as_ == "json":
+        path = await asyncio.to_thread(st.store.save, identity.user_id, wav)
+        return JSONResponse({"audio_path": path, "duration": round(speech.seconds, 3), "engine": engine.name})
+    return Response(wav, media_type="audio/wav", headers={"X-TTS-Engine": engine.name})
+
+
+async def _stream_wav(st: VoiceState, engine: Any, text: str, voice: str | None) -> AsyncIterator[bytes]:
+    """Runs the engine's generator in a thread, passing pieces through a queue."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Speech | BaseException | None] = asyncio.Queue(maxsize=8)
+
+    def produce() -> None:
+        try:
+            for piece in engine.stream(text, voice):
+                asyncio.run_coroutine_threadsafe(queue.put(piece), loop).result()
+            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+        except BaseException as exc:  # handed to the consumer
+            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+
+    async with st.engines.tts_semaphore:
+        task = loop.run_in_executor(None, produce)
+        first = True
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    log.warning("streamed synthesis failed", extra={"error": str(item)})
+                    break
+                if first:
+                    yield _streaming_wav_header(item.sample_rate)
+                    first = False
+                yield item.pcm16
+        finally:
+            while not task.done():  # let the producer finish (it blocks on a full queue)
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    await asyncio.sleep(0.01)
+
+
+@router.get("/api/audio/{name}")
+async def audio_file(name: str, st: State, identity: Caller) -> Response:
+    path = st.store.path_for(identity.user_id, name)
+    if path is None:
+        raise HTTPException(404, "Audio file not found")
+    return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+
+# ---------------------------------------------------------------- TTS jobs
+
+
+class TTSJobIn(BaseModel):
+    text: str = Field(max_length=100_000)
+    voice_id: str | None = Field(default=None, max_length=200)
+    tts_engine: str | None = Field(default=None, max_length=50)
+
+
+def _queue(st: VoiceState) -> JobQueue:
+    if st.queue is None:
+        raise HTTPException(503, "The job queue is unavailable (DATABASE_URL is not set)")
+    return st.queue
+
+
+@router.post("/api/jobs/tts")
+async def create_tts_job(body: TTSJobIn, st: State, identity: Caller) -> dict[str, Any]:
+    text = check_text(body.text, st)
+    try:
+        engine = st.engines.tts_engine(body.tts_engine)  # 422/503 now rather than a failed job later
+        engine.check_voice(body.voice_id)
+    except EngineError as exc:
+        raise as_http(exc) from exc
+    job_id = await _queue(st).enqueue(
+        identity.user_id, {"text": text, "voice_id": body.voice_id, "tts_engine": body.tts_engine}
+    )
+    return {"job_id": job_id, "status": "queued"}
+
+
+@router.get("/api/jobs/{job_id}")
+async def get_job(job_id: str, st: State, identity: Caller) -> dict[str, Any]:
+    job = await _queue(st).get(identity.user_id, job_id)
+    if job is None:
+        raise HTTPException(404, "Job not found")
+    return job
+
+
+def job_handler(st: VoiceState) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    async def handle(job: dict[str, Any]) -> dict[str, Any]:
+        p = job["payload"]
+        path = await speak_to_file(st, job["user_id"], p["text"], p.get("tts_engine"), p.get("voice_id"))
+        return {"audio_path": path, "engine": p.get("tts_engine") or st.settings.voice_tts_engine}
+
+    return handle
+
+
+def job_error_is_final(exc: BaseException) -> bool:
+    """Bad input will not get better on a retry; a missing engine or a crash might."""
+    return isinstance(exc, EngineError) and exc.status == 422
+
+
+# ---------------------------------------------------------------- mic-chat
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"status": "error", "error": message, "detail": message, "message": message}, status)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@router.post("/api/mic-chat")
+async def mic_chat(
+    request: Request,
+    st: State,
+    identity: Caller,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str | None, Form()] = None,
+    session_id: Annotated[str | None, Form()] = None,
+    research_mode: Annotated[str | None, Form()] = None,
+    text_only: Annotated[str | None, Form()] = None,
+    low_vram: Annotated[str | None, Form()] = None,
+    tts_engine: Annotated[str | None, Form()] = None,
+    language: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    """Transcribe → answer with the LLM → speak the answer (unless `text_only`) → save both
+    messages to the user's chat history (`input_type: "voice"`). Plain JSON."""
+    token = request.headers.get(HEADER, "")
+    session_id = (session_id or "").strip() or None
+    try:
+        lang = check_language(language)
+        transcript = await transcribe_upload(st, file, lang, None)
+    except HTTPException as exc:
+        return _error(exc.status_code, str(exc.detail))
+    except (AudioError, EngineError) as exc:
+        return _error(exc.status, exc.message)
+    text = transcript.text.strip()
+    if not text:
+        return _error(422, "No speech was recognised in the recording")
+
+    history: list[dict[str, Any]] = []
+    if session_id:
+        try:
+            history = await st.history.recent(token, session_id)
+        except HistoryError as exc:
+            log.warning("could not read chat history", extra={"error": str(exc)})
+    notice = RESEARCH_UNAVAILABLE if _truthy(research_mode) else None
+    try:
+        used_model = await st.conversation.pick_model(model)
+        answer, reasoning, used_model = await st.conversation.answer(history, text, used_model)
+    except LLMError as exc:
+        return _error(exc.status, exc.message)
+    if not answer:
+        answer = "(The model gave no answer.)"
+
+    audio_path: str | None = None
+    tts_error: str | None = None
+    if not _truthy(text_only):
+        try:
+            audio_path = await speak_to_file(st, identity.user_id, answer, tts_engine, None)
+        except EngineError as exc:
+            if exc.status == 422 and tts_engine:
+                return _error(422, exc.message)
+            tts_error = exc.message  # the text answer still stands
+            log.warning("mic-chat could not speak the answer", extra={"error": exc.message})
+
+    saved: dict[str, Any] = {}
+    history_error: str | None = None
+    meta = {"transcription": text, "language": transcript.language, "duration": round(transcript.duration, 3)}
+    try:
+        saved = await st.history.save_exchange(
+            token,
+            {
+                "session_id": session_id,
+                "user_message": {"content": text, "input_type": "voice", "metadata": meta, "model_used": used_model},
+                "assistant_message": {
+                    "content": answer,
+                    "reasoning": reasoning or None,
+                    "model_used": used_model,
+                    "input_type": "voice",
+                    "metadata": {"audio_path": audio_path, "research_mode": _truthy(research_mode)},
+                },
+            },
+        )
+    except HistoryError as exc:
+        history_error = str(exc)
+        log.warning("could not save mic-chat to the chat history", extra={"error": str(exc)})
+
+    new_history = [{"role": m["role"], "content": m.get("content") or ""} for m in history]
+    new_history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+    body: dict[str, Any] = {
+        "status": "complete",
+        "history": new_history,
+        "session_id": saved.get("session_id") or session_id,
+        "message_id": saved.get("message_id"),
+        "final_answer": answer,
+        "transcription": text,
+        "model": used_model,
+        "language": transcript.language,
+    }
+    if audio_path:
+        body["audio_path"] = audio_path
+    if reasoning:
+        body["reasoning"] = reasoning
+    if notice:
+        body["notice"] = notice
+    if tts_error:
+        body["tts_error"] = tts_error
+    if history_error:
+        body["history_error"] = history_error
+    del low_vram  # accepted for the front end; models here are already small
+    return JSONResponse(body)
