@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from harvis_common.internal_auth import HEADER
-from harvis_common.llm import LLMClient, LLMError, create_llm_client
+from harvis_common.llm import LLMClient, LLMError, client_from_settings
 
 from .settings import Settings
 
@@ -77,10 +77,7 @@ class Conversation:
 
     def __init__(self, settings: Settings, llm: LLMClient | None = None) -> None:
         self.settings = settings
-        base = settings.ollama_url if settings.llm_provider == "ollama" else settings.openai_api_base
-        self.llm = llm or create_llm_client(
-            settings.llm_provider, base, api_key=settings.openai_api_key or None, request_timeout_s=8.0
-        )
+        self.llm = llm or client_from_settings(settings)
         self._models: list[str] = []
         self._models_at = 0.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import ServiceSettings
+from harvis_common.config import LLMSettings, ServiceSettings
 
 # The checkout's git-ignored .dev/ (natively); compose sets /data/audio (volume voice-audio).
 _DEV_AUDIO_DIR = Path(__file__).resolve().parents[3] / ".dev" / "voice-audio"
@@ -15,7 +15,7 @@ STT_ENGINES = ("faster-whisper", "openai-whisper")
 TTS_ENGINES = ("piper", "espeak", "chatterbox")
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, LLMSettings):
     service_name: str = "voice-service"
 
     # PostgreSQL (the durable TTS job queue).
@@ -61,13 +61,8 @@ class Settings(ServiceSettings):
     voice_job_workers: int = Field(default=1, ge=0, le=16)
     voice_job_poll_s: float = Field(default=1.0, gt=0)
 
-    # mic-chat: core-api (internal history API) and the LLM backend (same names as core-api's).
+    # mic-chat: core-api (internal history API); the LLM backend comes from LLMSettings.
     core_api_url: str = "http://127.0.0.1:8000"
-    llm_provider: str = "ollama"
-    ollama_url: str = "http://127.0.0.1:11434"
-    openai_api_base: str = ""
-    openai_api_key: str = ""
-    default_model: str = ""
     chat_max_tokens: int = Field(default=0, ge=0)
 
     @field_validator("voice_stt_engine")
@@ -84,14 +79,6 @@ class Settings(ServiceSettings):
         value = value.strip().lower()
         if value not in TTS_ENGINES:
             raise ValueError(f"VOICE_TTS_ENGINE must be one of {', '.join(TTS_ENGINES)}")
-        return value
-
-    @field_validator("llm_provider")
-    @classmethod
-    def _provider(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in ("ollama", "openai"):
-            raise ValueError("LLM_PROVIDER must be 'ollama' or 'openai'")
         return value
 
     def audio_dir(self) -> Path:
