@@ -26,9 +26,9 @@ VOICE_ENV = {"VOICE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "CHAT_MAX_TOKENS": "64
 
 @pytest.fixture(scope="module")
 def voice(fleet_proc: Fleet) -> Iterator[Fleet]:
-    """voice-service with the fleet's model backend (what core-api's chat uses) and a small
+    """voice-service with a small
     upload limit, restored afterwards."""
-    fleet_proc.restart("voice-service", {**fleet_proc.prep.llm_env, **VOICE_ENV})
+    fleet_proc.restart("voice-service", VOICE_ENV)
     base = fleet_proc.prep.llm_env.get("OPENAI_API_BASE")
     if base:
         wait_for(lambda: _up(base + "/models"), 120, 1)
@@ -173,7 +173,7 @@ def test_tts_jobs_survive_a_restart(client: httpx.Client, user: User, voice: Fle
     assert r.status_code == 200 and r.json()["status"] == "queued", r.text
     first = r.json()["job_id"]
     voice.stop("voice-service")  # queued or mid-way: the row stays in PostgreSQL
-    voice.restart("voice-service", {**voice.prep.llm_env, **VOICE_ENV})
+    voice.restart("voice-service", VOICE_ENV)
     after = {"text": "And this one after it.", "tts_engine": "espeak"}
     r = client.post("/api/jobs/tts", json=after, headers=user.bearer)
     second = r.json()["job_id"]
