@@ -26,8 +26,7 @@ VOICE_ENV = {"VOICE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "CHAT_MAX_TOKENS": "64
 
 @pytest.fixture(scope="module")
 def voice(fleet_proc: Fleet) -> Iterator[Fleet]:
-    """voice-service with a small
-    upload limit, restored afterwards."""
+    """voice-service with a small upload limit, restored afterwards."""
     fleet_proc.restart("voice-service", VOICE_ENV)
     base = fleet_proc.prep.llm_env.get("OPENAI_API_BASE")
     if base:
