@@ -139,6 +139,25 @@ async def test_too_large_body_is_json_413(stack: tuple[Fleet, Nginx, Nginx]) -> 
     assert set(orjson.loads(body)) == {"detail", "message"}
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /api/audio/x.wav%00.png HTTP/1.1",  # a NUL in the path: nginx has no URI for it
+        b"GET /api/mcp/tools HTTP/9.9",
+        b"GARBAGE",
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1",  # too long: 414
+    ],
+)
+async def test_malformed_requests_get_json_errors_not_500(
+    stack: tuple[Fleet, Nginx, Nginx], request_line: bytes
+) -> None:
+    status, headers, body = await raw_request(stack[1].port, request_line + b"\r\nHost: t\r\n\r\n")
+    assert status in (400, 414, 505), status
+    if status != 505:  # nginx answers an unsupported HTTP version before any error_page applies
+        assert headers["content-type"] == "application/json"
+        assert set(orjson.loads(body)) == {"detail", "message"}
+
+
 async def test_service_errors_pass_through_unchanged(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/mcp/tools", headers=BEARER)  # core-api's own JSON 503, not nginx's page
     assert r.status_code == 503 and r.json()["detail"] == "mcp-service is unavailable"
