@@ -295,25 +295,17 @@ class _BaseClient:
         return LLMError(f"The {self.provider} backend answered {resp.status}: {detail or resp.reason}")
 
     async def _get_json(self, path: str) -> Any:
-        try:
-            async with self._http().get(self.base_url + path, timeout=self._request_timeout()) as resp:
-                if resp.status >= 400:
-                    raise await self._error_from(resp, None)
-                return await resp.json(content_type=None)
-        except LLMError:
-            raise
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise self._unavailable(exc) from exc
-        except TimeoutError as exc:  # before OSError: TimeoutError is one
-            raise LLMTimeout(f"The {self.provider} backend did not answer {path} in time") from exc
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        except (aiohttp.ContentTypeError, ValueError) as exc:
-            raise LLMError(f"The {self.provider} backend sent an invalid answer to {path}") from exc
+        return await self._request_json("GET", path, None, None)
 
     async def _post_json(self, path: str, body: dict[str, Any], model: str | None) -> Any:
+        return await self._request_json("POST", path, body, model)
+
+    async def _request_json(self, method: str, path: str, body: dict[str, Any] | None, model: str | None) -> Any:
+        """One non-streamed call, every transport failure mapped to an LLMError."""
         try:
-            async with self._http().post(self.base_url + path, json=body, timeout=self._request_timeout()) as resp:
+            async with self._http().request(
+                method, self.base_url + path, json=body, timeout=self._request_timeout()
+            ) as resp:
                 if resp.status >= 400:
                     raise await self._error_from(resp, model)
                 return await resp.json(content_type=None)
