@@ -1,0 +1,76 @@
+"""harvis_common.history_client against a stub of core-api's internal history API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from harvis_common.history_client import HistoryClient, HistoryError
+from harvis_common.internal_auth import HEADER
+
+
+@pytest.fixture
+async def stub():
+    seen: list[tuple[str, str, Any]] = []
+
+    async def exchange(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(("exchange", request.headers.get(HEADER, ""), body))
+        if request.headers.get(HEADER) != "tok":
+            return web.json_response({"detail": "Missing or invalid internal authentication"}, status=401)
+        return web.json_response({"session_id": body.get("session_id") or "new-session", "message_id": 7})
+
+    async def messages(request: web.Request) -> web.Response:
+        seen.append(("messages", request.headers.get(HEADER, ""), dict(request.query)))
+        if request.match_info["sid"] == "missing":
+            return web.json_response({"detail": "Chat session not found"}, status=404)
+        return web.json_response(
+            {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+                          {"role": "assistant", "content": "a"}]}
+        )  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/internal/history/exchange", exchange)
+    app.router.add_get("/internal/history/sessions/{sid}/messages", messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", seen
+    await runner.cleanup()
+
+
+async def test_save_exchange_and_recent(stub) -> None:
+    url, seen = stub
+    client = HistoryClient(url + "/")
+    try:
+        saved = await client.save_exchange(
+            "tok", user_message={"content": "q"}, assistant_message={"content": "a"}, title="T"
+        )
+        assert saved["session_id"] == "new-session"
+        _, token, body = seen[-1]
+        assert token == "tok" and body["title"] == "T" and body["assistant_message"] == {"content": "a"}
+        assert await client.recent("tok", "sid", limit=5) == [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+        ]
+        assert seen[-1][2] == {"limit": "5"}
+        assert await client.recent("tok", "missing") == []
+        with pytest.raises(HistoryError, match="401"):
+            await client.save_exchange("bad", user_message={"content": "q"})
+        with pytest.raises(HistoryError):
+            await client.save_exchange("", user_message={"content": "q"})
+    finally:
+        await client.close()
+
+
+async def test_unreachable_is_a_history_error() -> None:
+    client = HistoryClient("http://127.0.0.1:9", timeout_s=2)
+    try:
+        with pytest.raises(HistoryError, match="unreachable"):
+            await client.save_exchange("tok", user_message={"content": "q"})
+    finally:
+        await client.close()

@@ -1,0 +1,189 @@
+"""The research pipeline: search (cached) → fetch and extract pages (cached) → rank chunks
+→ a prompt whose excerpts carry source numbers, so the answer can cite `[n]`."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harvis_common.llm import LLMClient, LLMError
+
+from .cache import cache_key
+from .fetch import Page, PageFetcher
+from .providers import SearchEngine, SearchResult, domain_of
+from .rank import Chunk, best_chunks
+
+Progress = Callable[[dict[str, Any]], Awaitable[None]]
+
+MODELS_TTL_S = 30.0
+
+SYSTEM_PROMPT = (
+    "You are Harvis, a research assistant. Answer the user's question using only the numbered "
+    "web sources given. Cite every fact with its source number in square brackets, like [1] or "
+    "[2][3]. If the sources do not answer the question, say so plainly; never invent facts or sources."
+)
+
+
+@dataclass
+class Research:
+    query: str
+    results: list[SearchResult] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # numbered from 1, what the answer cites
+    chunks: list[Chunk] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def context(self) -> str:
+        """The excerpts, grouped by source, each under its number."""
+        parts = []
+        for src in self.sources:
+            texts = [c.text for c in self.chunks if c.source == src["index"]]
+            if not texts:
+                continue
+            parts.append(f"[{src['index']}] {src['title']} ({src['url']})\n" + "\n…\n".join(texts))
+        return "\n\n".join(parts)
+
+
+class Researcher:
+    def __init__(
+        self,
+        engine: SearchEngine,
+        fetcher: PageFetcher,
+        cache: Any,
+        llm: LLMClient,
+        *,
+        default_model: str = "",
+        max_chunks: int = 8,
+    ) -> None:
+        self.engine = engine
+        self.fetcher = fetcher
+        self.cache = cache
+        self.llm = llm
+        self.default_model = default_model
+        self.max_chunks = max_chunks
+        self._models: list[str] = []
+        self._models_at = 0.0
+
+    # -------------------------------------------------------------- search + read
+
+    async def search(self, query: str, max_results: int) -> tuple[list[SearchResult], list[str]]:
+        names = ",".join(p.name for p in self.engine.providers)
+        key = cache_key("search", names, " ".join(query.lower().split()), str(max_results))
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return [SearchResult(**r) for r in cached], []
+        results, errors = await self.engine.search(query, max_results)
+        if results:
+            await self.cache.set(key, [r.as_dict() for r in results])
+        return results, errors
+
+    async def research(self, query: str, max_sources: int, progress: Progress | None = None) -> Research:
+        start = time.perf_counter()
+
+        async def emit(event: dict[str, Any]) -> None:
+            if progress is not None:
+                await progress(event)
+
+        out = Research(query=query)
+        await emit({"status": "researching", "type": "search_query", "query": query})
+        out.results, out.errors = await self.search(query, max_sources)
+        for r in out.results:
+            await emit(
+                {
+                    "status": "researching",
+                    "type": "search_result",
+                    "query": query,
+                    "title": r.title,
+                    "url": r.url,
+                    "domain": domain_of(r.url),
+                    "snippet": r.snippet[:300],
+                }
+            )
+        for r in out.results:
+            await emit(
+                {"status": "researching", "type": "reading", "query": query, "title": r.title, "url": r.url,
+                 "domain": domain_of(r.url)}
+            )  # fmt: skip
+        out.pages = await self.fetcher.fetch_many([r.url for r in out.results])
+        documents: list[tuple[int, str]] = []
+        for r, page in zip(out.results, out.pages, strict=True):
+            if page.blocked:
+                out.errors.append(f"{r.url}: {page.error}")
+                continue  # a hostile URL is never a source, not even by its snippet
+            text = page.content if page.ok else r.snippet
+            if not text:
+                continue
+            n = len(out.sources) + 1
+            out.sources.append(
+                {
+                    "index": n,
+                    "title": page.title or r.title,
+                    "url": r.url,
+                    "domain": domain_of(r.url),
+                    "snippet": r.snippet,
+                    "source": r.source,
+                    "relevance_score": r.relevance_score,
+                    "fetched": page.ok,
+                    "author": page.author,
+                    "date": page.date,
+                }
+            )
+            documents.append((n, text))
+            if not page.ok and page.error:
+                out.errors.append(f"{r.url}: {page.error}")
+        out.chunks = best_chunks(query, documents, self.max_chunks)
+        out.elapsed_s = round(time.perf_counter() - start, 3)
+        return out
+
+    # -------------------------------------------------------------- the model
+
+    async def pick_model(self, requested: str | None) -> str:
+        """The requested model when the backend has it, else DEFAULT_MODEL, else the first one
+        listed (the front end sends `mistral` when nothing is selected)."""
+        if not self._models or time.monotonic() - self._models_at > MODELS_TTL_S:
+            self._models = [m.name for m in await self.llm.list_models()]
+            self._models_at = time.monotonic()
+        if requested:
+            for n in self._models:
+                if n == requested or n.split(":")[0] == requested:
+                    return n
+        if self.default_model:
+            return self.default_model
+        if not self._models:
+            raise LLMError("The language model backend has no models")
+        return self._models[0]
+
+    @staticmethod
+    def messages(
+        question: str, research: Research, history: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for m in (history or [])[-10:]:
+            if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
+                msgs.append({"role": m["role"], "content": m["content"][:4000]})
+        msgs.append(
+            {
+                "role": "user",
+                "content": f"Question: {question}\n\nWeb sources:\n{research.context()}\n\n"
+                "Answer the question from these sources, citing them as [n].",
+            }
+        )
+        return msgs
+
+
+def no_results_answer(query: str) -> str:
+    return (
+        f'I searched the web for "{query}" but found no sources I could use, so I cannot give a '
+        "researched answer. Try rephrasing the question or searching again later."
+    )
+
+
+_CITE = re.compile(r"\[(\d{1,2})\]")
+
+
+def cited_numbers(text: str) -> list[int]:
+    return sorted({int(n) for n in _CITE.findall(text)})
