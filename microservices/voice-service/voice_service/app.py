@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from harvis_common.app import create_service_app
 from harvis_common.db import create_pool, ping
+from harvis_common.history_client import HistoryClient
 
-from .chat import Conversation, HistoryClient
+from .chat import Conversation
 from .engines import Engines
 from .files import AudioStore
 from .jobs import JobQueue

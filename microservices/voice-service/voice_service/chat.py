@@ -1,6 +1,5 @@
-"""mic-chat's conversation side: the LLM (harvis_common.llm) and the user's chat history,
-written through core-api's internal history API (`/internal/history/…`) with the
-X-Internal-Auth token the gateway gave this request (core-api acts as that token's user)."""
+"""mic-chat's conversation side: the LLM (harvis_common.llm). The chat history is written
+with harvis_common.history_client (core-api's internal history API)."""
 
 from __future__ import annotations
 
@@ -8,9 +7,6 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
-
-from harvis_common.internal_auth import HEADER
 from harvis_common.llm import LLMClient, LLMError, client_from_settings
 
 from .settings import Settings
@@ -23,53 +19,6 @@ SYSTEM_PROMPT = (
 )
 CONTEXT_MESSAGES = 20
 MODELS_TTL_S = 30.0
-
-
-class HistoryError(Exception):
-    """The chat history could not be read or written."""
-
-
-class HistoryClient:
-    """core-api's internal history API."""
-
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=3)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
-
-    async def recent(self, token: str, session_id: str) -> list[dict[str, Any]]:
-        """Earlier messages of `session_id` (oldest first); [] for an unknown session."""
-        url = f"{self.base_url}/internal/history/sessions/{session_id}/messages"
-        try:
-            async with self._http().get(url, params={"limit": str(CONTEXT_MESSAGES)}, headers={HEADER: token}) as resp:
-                if resp.status == 404:
-                    return []
-                if resp.status >= 400:
-                    raise HistoryError(f"chat history answered {resp.status}")
-                body = await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise HistoryError(f"chat history unreachable: {exc}") from exc
-        return [m for m in body.get("messages") or [] if m.get("role") in ("user", "assistant")]
-
-    async def save_exchange(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            async with self._http().post(
-                f"{self.base_url}/internal/history/exchange", json=body, headers={HEADER: token}
-            ) as resp:
-                if resp.status >= 400:
-                    raise HistoryError(f"chat history answered {resp.status}: {(await resp.text())[:300]}")
-                return await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise HistoryError(f"chat history unreachable: {exc}") from exc
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 class Conversation:

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from harvis_common.history_client import HistoryClient, HistoryError
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError
 
 from .audio import AudioError, decode, wav_bytes
-from .chat import Conversation, HistoryClient, HistoryError
+from .chat import CONTEXT_MESSAGES, Conversation
 from .engines import EngineError, Engines, Speech
 from .files import AudioStore
 from .jobs import JobQueue
@@ -314,7 +315,7 @@ async def mic_chat(
     history: list[dict[str, Any]] = []
     if session_id:
         try:
-            history = await st.history.recent(token, session_id)
+            history = await st.history.recent(token, session_id, CONTEXT_MESSAGES)
         except HistoryError as exc:
             log.warning("could not read chat history", extra={"error": str(exc)})
     notice = RESEARCH_UNAVAILABLE if _truthy(research_mode) else None
@@ -343,16 +344,14 @@ async def mic_chat(
     try:
         saved = await st.history.save_exchange(
             token,
-            {
-                "session_id": session_id,
-                "user_message": {"content": text, "input_type": "voice", "metadata": meta, "model_used": used_model},
-                "assistant_message": {
-                    "content": answer,
-                    "reasoning": reasoning or None,
-                    "model_used": used_model,
-                    "input_type": "voice",
-                    "metadata": {"audio_path": audio_path, "research_mode": _truthy(research_mode)},
-                },
+            session_id=session_id,
+            user_message={"content": text, "input_type": "voice", "metadata": meta, "model_used": used_model},
+            assistant_message={
+                "content": answer,
+                "reasoning": reasoning or None,
+                "model_used": used_model,
+                "input_type": "voice",
+                "metadata": {"audio_path": audio_path, "research_mode": _truthy(research_mode)},
             },
         )
     except HistoryError as exc:
