@@ -268,6 +268,35 @@ def resolve_llm() -> tuple[dict[str, str], list[str] | None]:
     return env, llm_server.command(venv, model, port)
 
 
+# ---------------------------------------------------------------- n8n
+
+
+def resolve_n8n(datadir: Path) -> tuple[dict[str, str], list[str] | None, dict[str, str]]:
+    """n8n-integration's n8n settings, the command that runs a local n8n (or None) and that
+    command's environment.
+
+    N8N_URL in the environment points at an n8n that runs already (its key in N8N_API_KEY);
+    else a local n8n from npm (scripts/n8n_server.py: installed once into the cache, owner and
+    API key bootstrapped into `datadir/api-key`, which the service reads once it appears).
+    HARVIS_N8N=none starts nothing (the n8n routes then answer 503).
+    """
+    if os.environ.get("HARVIS_N8N", "auto").lower() == "none":
+        return {}, None, {}
+    if os.environ.get("N8N_URL"):
+        return {}, None, {}
+    import n8n_server
+
+    try:
+        n8n_server.ensure()
+    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
+        say(f"could not set up n8n ({exc}): the n8n routes will answer 503")
+        return {}, None, {}
+    port = int(os.environ.get("HARVIS_N8N_PORT", n8n_server.DEFAULT_PORT))
+    env = {"N8N_URL": n8n_server.base_url(port), "N8N_API_KEY_FILE": str(n8n_server.key_file(datadir))}
+    cmd = [PY, str(ROOT / "scripts" / "n8n_server.py"), "run", "--port", str(port)]
+    return env, cmd, {"HARVIS_N8N_DIR": str(datadir)}
+
+
 # ---------------------------------------------------------------- postgres
 
 
@@ -365,7 +394,9 @@ def wait_http(url: str, timeout: float) -> bool:
 class Prepared:
     """Everything `dev` and the tests need, installed and resolved."""
 
-    def __init__(self, database_url: str | None = None, pgdata: Path | None = None) -> None:
+    def __init__(
+        self, database_url: str | None = None, pgdata: Path | None = None, n8n_dir: Path | None = None
+    ) -> None:
         self.tools = tools_venv()
         self.venvs = all_venvs()
         self.nginx = ensure_system_packages()
@@ -378,6 +409,8 @@ class Prepared:
         self.nginx_conf = render_nginx(self.tools)
         # Chat's model backend: Ollama when it answers, else the demo model server (llm_command).
         self.llm_env, self.llm_command = resolve_llm()
+        # n8n for n8n-integration: a local one from npm unless N8N_URL names one (n8n_command).
+        self.n8n_env, self.n8n_command, self.n8n_proc_env = resolve_n8n(n8n_dir or STATE / "n8n")
 
     def env_for(self, svc: Service) -> dict[str, str]:
         env = {**os.environ, **fleet_env(self.secrets, self.database_url), "PYTHONPATH": service_env_pythonpath(svc)}
@@ -386,6 +419,8 @@ class Prepared:
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["INTERNAL_AUTH_PRIVATE_KEY"]
             env["API_KEY_ENCRYPTION_KEY"] = self.secrets["API_KEY_ENCRYPTION_KEY"]
         env.update(self.llm_env)  # every service that talks to a model reads the same LLMSettings
+        if svc.name == "n8n-integration":
+            env.update(self.n8n_env)
         return env
 
     def close(self) -> None:
@@ -411,6 +446,9 @@ def cmd_dev(_: argparse.Namespace) -> int:
     )
     if prep.llm_command:
         lines.append("llm: exec " + " ".join(prep.llm_command))
+    if prep.n8n_command:
+        n8n_env = " ".join(f"{k}={v}" for k, v in prep.n8n_proc_env.items())
+        lines.append(f"n8n: exec env {n8n_env} " + " ".join(prep.n8n_command))
     procfile.write_text("\n".join(lines) + "\n")
     honcho = subprocess.Popen(
         [str(prep.tools / "bin" / "honcho"), "start", "-f", str(procfile), "-d", str(ROOT), "--no-colour"]
@@ -443,6 +481,12 @@ def cmd_setup(_: argparse.Namespace) -> int:
     import llm_server
 
     llm_server.ensure()  # the demo model server (built once, cached)
+    import n8n_server
+
+    try:
+        n8n_server.ensure()  # n8n from npm (installed once, cached)
+    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
+        say(f"n8n not installed ({exc}): n8n-integration needs N8N_URL then")
     say("setup complete")
     return 0
 

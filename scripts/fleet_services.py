@@ -26,11 +26,37 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("core-api", "core-api", "core_api", 8000, "", needs_database=True),
     Service("research-service", "research-service", "research_service", 8001, "RESEARCH_SERVICE_URL"),
-    Service("voice-service", "voice-service", "voice_service", 8002, "VOICE_SERVICE_URL"),
-    Service("browser-service", "browser-service", "browser_service", 8003, "BROWSER_SERVICE_URL"),
-    Service("mcp-service", "mcp-service", "mcp_service", 8004, "MCP_SERVICE_URL"),
-    Service("n8n-integration", "n8n-integration", "n8n_integration", 8005, "N8N_INTEGRATION_URL"),
-    Service("vibe-coding", "vibe-coding", "vibe_coding", 8006, "VIBE_CODING_URL"),
+    # ffmpeg: audio tools (the service decodes with PyAV's bundled FFmpeg); espeak-ng: fallback voice.
+    Service(
+        "voice-service",
+        "voice-service",
+        "voice_service",
+        8002,
+        "VOICE_SERVICE_URL",
+        needs_database=True,
+        apt_packages=("ffmpeg", "espeak-ng"),
+    ),
+    Service(
+        "browser-service",
+        "browser-service",
+        "browser_service",
+        8003,
+        "BROWSER_SERVICE_URL",
+        apt_packages=("chromium", "chromium-driver", "tesseract-ocr"),
+    ),
+    # ping for the network tools (iputils: ICMP without a shell, argument lists only).
+    Service("mcp-service", "mcp-service", "mcp_service", 8004, "MCP_SERVICE_URL", apt_packages=("iputils-ping",)),
+    Service("n8n-integration", "n8n-integration", "n8n_integration", 8005, "N8N_INTEGRATION_URL", needs_database=True),
+    Service(
+        "vibe-coding",
+        "vibe-coding",
+        "vibe_coding",
+        8006,
+        "VIBE_CODING_URL",
+        needs_database=True,
+        # The bubblewrap sandbox (util-linux: setpriv, prlimit, setsid) and node for the sandboxed code.
+        apt_packages=("bubblewrap", "util-linux", "nodejs"),
+    ),
 )
 
 NGINX_PORT = 9000

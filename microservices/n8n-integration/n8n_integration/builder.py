@@ -1,0 +1,163 @@
+"""Natural language → n8n workflow: retrieve the closest examples, ask the LLM for JSON,
+validate it, ask once more with the problems listed when it is broken, or give up with
+a clear error."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .knowledge import Match
+from .validation import KNOWN_NODE_TYPES, WorkflowInvalid, validate_workflow
+
+SYSTEM = (
+    "You design n8n workflows. Answer with ONE JSON object only, no prose, no markdown: "
+    '{"name": str, "nodes": [{"name", "type", "typeVersion", "position": [x, y], "parameters": {}}], '
+    '"connections": {"<source node name>": {"main": [[{"node": "<target node name>", "type": "main", "index": 0}]]}}}. '
+    "Start with an n8n-nodes-base.webhook trigger node (httpMethod POST) unless a schedule is asked for. "
+    "Use only these node types: " + ", ".join(sorted(KNOWN_NODE_TYPES)) + "."
+)
+
+
+class BuildFailed(Exception):
+    def __init__(self, message: str, problems: list[str], raw: str) -> None:
+        super().__init__(message)
+        self.message, self.problems, self.raw = message, problems, raw
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in an LLM answer (tolerates ``` fences and prose around it)."""
+    fence = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.S)
+    if fence:
+        text = fence.group(1)
+    start = text.find("{")
+    if start < 0:
+        raise ValueError("the answer contains no JSON object")
+    obj, _ = json.JSONDecoder().raw_decode(text[start:])
+    return obj
+
+
+def build_messages(prompt: str, examples: list[Match]) -> list[dict[str, str]]:
+    shots = "\n\n".join(
+        f"Example ({m.description}):\n{json.dumps(m.workflow, separators=(',', ':'))}" for m in examples
+    )
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Build this workflow: {prompt}\n\nSimilar workflows, for reference:\n{shots}"},
+    ]
+
+
+async def build_workflow(
+    llm: Any, model: str, prompt: str, examples: list[Match], *, repairs: int = 1, max_nodes: int = 200
+) -> tuple[dict[str, Any], int]:
+    """(validated workflow, attempts used) or BuildFailed."""
+    messages = build_messages(prompt, examples)
+    problems: list[str] = []
+    raw = ""
+    for attempt in range(repairs + 1):
+        result = await llm.chat(messages, model, temperature=0.1)
+        raw = result.content
+        try:
+            wf = extract_json(raw)
+            if isinstance(wf, dict) and "workflow" in wf and "nodes" not in wf:
+                wf = wf["workflow"]
+            return validate_workflow(wf, max_nodes=max_nodes), attempt + 1
+        except WorkflowInvalid as exc:
+            problems = exc.problems
+        except ValueError as exc:
+            problems = [f"not valid JSON: {exc}"]
+        messages = [
+            *messages,
+            {"role": "assistant", "content": raw[:8000]},
+            {
+                "role": "user",
+                "content": "That workflow is invalid: "
+                + "; ".join(problems[:10])
+                + ". Answer with the corrected JSON only.",
+            },
+        ]
+    raise BuildFailed(
+        f"The model did not produce a valid n8n workflow after {repairs + 1} attempt(s): " + "; ".join(problems[:5]),
+        problems,
+        raw[:2000],
+    )
+
+
+def rule_suggestions(wf: dict[str, Any], similar: list[Match]) -> list[dict[str, Any]]:
+    """Deterministic suggestions: checks of the workflow itself, and node types the most
+    similar stored workflows use that this one lacks."""
+    out: list[dict[str, Any]] = []
+    nodes = wf.get("nodes", [])
+    types = {n.get("type") for n in nodes}
+    http = [n for n in nodes if n.get("type") == "n8n-nodes-base.httpRequest"]
+    for n in http:
+        if not n.get("retryOnFail") and n.get("onError") is None:
+            out.append(
+                {
+                    "kind": "reliability",
+                    "node": n["name"],
+                    "text": f"'{n['name']}' calls an external API without retries or an error output:"
+                    " set retryOnFail/maxTries or onError=continueErrorOutput.",
+                }
+            )
+    for n in nodes:
+        if n.get("disabled"):
+            out.append(
+                {
+                    "kind": "cleanup",
+                    "node": n["name"],
+                    "text": f"'{n['name']}' is disabled: remove it if it is not needed.",
+                }
+            )
+        params = json.dumps(n.get("parameters", {})).lower()
+        if any(s in params for s in ("password", "api_key", "apikey", "secret", "token")) and "credentials" not in n:
+            out.append(
+                {
+                    "kind": "security",
+                    "node": n["name"],
+                    "text": f"'{n['name']}' seems to hold a secret in its parameters: use n8n credentials instead.",
+                }
+            )
+    if "n8n-nodes-base.webhook" in types:
+        wh = next(n for n in nodes if n.get("type") == "n8n-nodes-base.webhook")
+        if (
+            wh.get("parameters", {}).get("responseMode") == "responseNode"
+            and "n8n-nodes-base.respondToWebhook" not in types
+        ):
+            out.append(
+                {
+                    "kind": "correctness",
+                    "node": wh["name"],
+                    "text": "The Webhook answers via a 'Respond to Webhook' node, but the workflow has none.",
+                }
+            )
+    sets = [n for n in nodes if n.get("type") == "n8n-nodes-base.set"]
+    if len(sets) >= 3:
+        out.append(
+            {
+                "kind": "simplify",
+                "text": f"{len(sets)} Set nodes: consecutive Set nodes can usually be merged into one.",
+            }
+        )
+    for m in similar:
+        missing = [t for t in m.node_types if t not in types and t not in ("n8n-nodes-base.manualTrigger",)]
+        for t in missing:
+            short = t.removeprefix("n8n-nodes-base.")
+            if short in ("respondToWebhook", "if", "code", "limit", "httpRequest") or m.score > 0.6:
+                out.append(
+                    {
+                        "kind": "pattern",
+                        "example": m.slug,
+                        "node_type": t,
+                        "text": f"The similar stored workflow '{m.name}' (similarity {m.score:.2f}) also uses"
+                        f" a '{short}' node: {m.description}.",
+                    }
+                )
+    seen: set[str] = set()
+    unique = []
+    for s in out:
+        if s["text"] not in seen:
+            seen.add(s["text"])
+            unique.append(s)
+    return unique

@@ -1,0 +1,1 @@
+"""The pgvector knowledge base (applied only where the `vector` extension is available)."""

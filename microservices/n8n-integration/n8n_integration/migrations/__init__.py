@@ -1,0 +1,1 @@
+"""Schema of n8n-integration (applied by harvis_common.db)."""

@@ -1,0 +1,227 @@
+"""A client for n8n's public REST API (`/api/v1`, header `X-N8N-API-KEY`) and its webhooks.
+
+Workflows: list/get/create/update/delete, activate/deactivate. Executions: list/get.
+Running a workflow goes through what n8n publishes for that: its Webhook trigger
+(`POST /webhook/<path>` on an active workflow). Failures raise `N8nError` with the
+HTTP status a route should answer: n8n's 4xx stay 4xx (404 stays 404, a rejected
+workflow is 422), n8n down or failing is 502 (503 when it can't be reached at all).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+# What the public API accepts on create/update (it rejects any other property).
+WORKFLOW_FIELDS = ("name", "nodes", "connections", "settings", "staticData")
+
+
+class N8nError(Exception):
+    def __init__(self, status: int, message: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.upstream_status = upstream_status
+
+
+def _map_status(upstream: int) -> int:
+    if upstream in (400, 422):
+        return 422
+    if upstream == 404:
+        return 404
+    if upstream == 409:
+        return 409
+    if upstream in (401, 403):
+        return 502  # our API key is wrong: an operator problem, not the user's
+    return 502
+
+
+class N8nClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 15.0, api_key_file: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.api_key_file = api_key_file
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _read_key_file(self) -> None:
+        try:
+            with open(self.api_key_file, encoding="utf-8") as fh:
+                self.api_key = fh.read().strip()
+        except OSError:
+            return
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers={"Accept": "application/json"})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        what: str = "n8n",
+    ) -> Any:
+        if not self.api_key and self.api_key_file:
+            self._read_key_file()
+        if not self.api_key and path.startswith("/api/"):
+            raise N8nError(503, "n8n is not configured: N8N_API_KEY is empty (and no key in N8N_API_KEY_FILE yet)")
+        url = self.base_url + path
+        if body is None and method in ("POST", "PUT"):
+            body = {}  # n8n answers 415 to a body-less POST (e.g. activate)
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s, sock_connect=5)
+        try:
+            headers = {"X-N8N-API-KEY": self.api_key}
+            async with self._http().request(
+                method, url, json=body, params=params, timeout=timeout, headers=headers
+            ) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    detail = text[:500]
+                    try:
+                        parsed = json.loads(text)
+                        if isinstance(parsed, dict):
+                            detail = str(parsed.get("message") or parsed.get("error") or parsed)[:500]
+                    except ValueError:
+                        pass
+                    raise N8nError(
+                        _map_status(resp.status), f"{what}: n8n answered {resp.status}: {detail}", resp.status
+                    )
+                if not text:
+                    return None
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    return text
+        except N8nError:
+            raise
+        except TimeoutError as exc:
+            raise N8nError(504, f"{what}: n8n did not answer within {timeout.total:g} s") from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise N8nError(503, f"{what}: n8n at {self.base_url} is not reachable ({exc})") from exc
+
+    # ------------------------------------------------------------ workflows
+
+    async def list_workflows(self, limit: int = 100) -> list[dict[str, Any]]:
+        out = await self._call("GET", "/api/v1/workflows", params={"limit": limit}, what="list workflows")
+        return out.get("data", []) if isinstance(out, dict) else []
+
+    async def get_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/api/v1/workflows/{workflow_id}", what="get workflow")
+
+    async def create_workflow(self, wf: dict[str, Any]) -> dict[str, Any]:
+        body = {k: wf[k] for k in WORKFLOW_FIELDS if k in wf}
+        body.setdefault("settings", {})
+        return await self._call("POST", "/api/v1/workflows", body=body, what="create workflow")
+
+    async def update_workflow(self, workflow_id: str, wf: dict[str, Any]) -> dict[str, Any]:
+        body = {k: wf[k] for k in WORKFLOW_FIELDS if k in wf}
+        body.setdefault("settings", {})
+        return await self._call("PUT", f"/api/v1/workflows/{workflow_id}", body=body, what="update workflow")
+
+    async def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/api/v1/workflows/{workflow_id}", what="delete workflow")
+
+    async def activate(self, workflow_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/api/v1/workflows/{workflow_id}/activate", what="activate workflow")
+
+    async def deactivate(self, workflow_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/api/v1/workflows/{workflow_id}/deactivate", what="deactivate workflow")
+
+    # ------------------------------------------------------------ executions
+
+    async def list_executions(
+        self, workflow_id: str | None = None, limit: int = 20, include_data: bool = False
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, "includeData": "true" if include_data else "false"}
+        if workflow_id:
+            params["workflowId"] = workflow_id
+        out = await self._call("GET", "/api/v1/executions", params=params, what="list executions")
+        return out.get("data", []) if isinstance(out, dict) else []
+
+    async def get_execution(self, execution_id: str, include_data: bool = True) -> dict[str, Any]:
+        params = {"includeData": "true" if include_data else "false"}
+        return await self._call("GET", f"/api/v1/executions/{execution_id}", params=params, what="get execution")
+
+    # ------------------------------------------------------------ running
+
+    async def call_webhook(self, path: str, data: Any, timeout_s: float) -> tuple[int, Any]:
+        """POST `data` to the production webhook; (status, body). A workflow that fails
+        answers 500 from n8n: that is returned, not raised, so the execution can be read."""
+        url = f"{self.base_url}/webhook/{path}"
+        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5)
+        try:
+            async with self._http().post(url, json=data, timeout=timeout) as resp:
+                text = await resp.text()
+                try:
+                    body: Any = json.loads(text) if text else None
+                except ValueError:
+                    body = text
+                if resp.status == 404:
+                    raise N8nError(409, f"n8n has no active webhook for this workflow: {str(body)[:300]}", 404)
+                return resp.status, body
+        except N8nError:
+            raise
+        except TimeoutError:
+            return 0, None  # still running: the caller reports the execution as running
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise N8nError(503, f"run workflow: n8n at {self.base_url} is not reachable ({exc})") from exc
+
+    async def bootstrap_api_key(self, email: str, password: str) -> str:
+        """Provision a public-API key without clicks: owner setup (accepted only while n8n has
+        no owner), login, `POST /rest/api-keys`. Uses n8n's internal REST API (what its editor
+        calls); the key is kept in memory and used from then on."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=5)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=timeout) as http:
+            setup = {"email": email, "firstName": "Harvis", "lastName": "Owner", "password": password}
+            async with http.post(self.base_url + "/rest/owner/setup", json=setup) as resp:
+                if resp.status not in (200, 400):
+                    raise N8nError(502, f"n8n owner setup answered {resp.status}", resp.status)
+            login = {"emailOrLdapLoginId": email, "password": password}
+            async with http.post(self.base_url + "/rest/login", json=login) as resp:
+                if resp.status != 200:
+                    raise N8nError(
+                        502, f"n8n login as {email} answered {resp.status}: check N8N_OWNER_PASSWORD", resp.status
+                    )
+            async with http.get(self.base_url + "/rest/api-keys/scopes") as resp:
+                scopes = (await resp.json(content_type=None)).get("data") if resp.status == 200 else None
+            body = {
+                "label": f"harvis-n8n-integration-{int(time.time())}",
+                "expiresAt": None,
+                "scopes": scopes
+                or [
+                    "workflow:create",
+                    "workflow:read",
+                    "workflow:update",
+                    "workflow:delete",
+                    "workflow:list",
+                    "workflow:activate",
+                    "workflow:deactivate",
+                    "execution:read",
+                    "execution:list",
+                ],
+            }
+            async with http.post(self.base_url + "/rest/api-keys", json=body) as resp:
+                out = await resp.json(content_type=None)
+                if resp.status != 200:
+                    raise N8nError(502, f"n8n refused to create an API key ({resp.status})", resp.status)
+        key = (out.get("data") or {}).get("rawApiKey")
+        if not key:
+            raise N8nError(502, "n8n answered no API key")
+        self.api_key = key
+        return key
+
+    async def ping(self) -> str:
+        await self._call("GET", "/api/v1/workflows", params={"limit": 1}, what="ping")
+        return f"n8n at {self.base_url}"

