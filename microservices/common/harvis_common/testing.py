@@ -1,6 +1,13 @@
-"""Helpers for tests: mint the X-Internal-Auth header a service expects."""
+"""Helpers for tests: X-Internal-Auth headers a service accepts, throwaway databases."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from .internal_auth import HEADER, InternalSigner, generate_keypair
 
@@ -25,3 +32,56 @@ class InternalAuthKit:
             audience, user_id=user_id, email=email, username=username, is_admin=is_admin, request_id=request_id
         )
         return {HEADER: token}
+
+
+# ---------------------------------------------------------------- throwaway databases
+# Unit tests run against a real PostgreSQL (dev and CI machines have one on 127.0.0.1);
+# each test session or module gets a database of its own, dropped afterwards. Needs asyncpg.
+
+T = TypeVar("T")
+PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def dsn_for(database: str, admin_url: str = PG_ADMIN_URL) -> str:
+    """The admin URL pointed at another database."""
+    return urlunsplit(urlsplit(admin_url)._replace(path="/" + database))
+
+
+async def _admin_execute(sql: str, admin_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(prefix: str, admin_url: str = PG_ADMIN_URL) -> tuple[str, str]:
+    """A new empty database named `<prefix>_<random>`: (name, DSN)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin_execute(f'CREATE DATABASE "{name}"', admin_url)
+    return name, dsn_for(name, admin_url)
+
+
+async def drop_database(name: str, admin_url: str = PG_ADMIN_URL) -> None:
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)
+
+
+def run_private(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on a loop of its own, never installed as the current one, so
+    session fixtures don't disturb pytest-asyncio's loops (asyncio.run would)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+def create_database_sync(prefix: str, admin_url: str = PG_ADMIN_URL) -> tuple[str, str]:
+    """`create_database` outside an event loop (conftest module level, sync fixtures)."""
+    return run_private(create_database(prefix, admin_url))
+
+
+def drop_database_sync(name: str, admin_url: str = PG_ADMIN_URL) -> None:
+    run_private(drop_database(name, admin_url))

@@ -7,12 +7,10 @@ databases) and Redis (`HARVIS_TEST_REDIS_URL`).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -26,8 +24,8 @@ from core_api.auth.service import AuthService
 from core_api.settings import Settings
 from harvis_common.db import migrate
 from harvis_common.errors import install_error_handlers
+from harvis_common.testing import create_database, drop_database_sync, run_private
 
-PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HARVIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JWT_SECRET = "test-secret-" + "x" * 60  # 64+ bytes: no HS512 key warning in the forgery tests
 PASSWORD = "blue-Harbour-lamp-42"  # passes the policy
@@ -49,50 +47,19 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def dsn_for(database: str) -> str:
-    parts = urlsplit(PG_ADMIN_URL)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-async def create_database(name: str) -> str:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return dsn_for(name)
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _run(coro: Awaitable[Any]) -> Any:
-    # A private loop: session fixtures must not disturb pytest-asyncio's loops.
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
 @pytest.fixture(scope="session")
 def fresh_database() -> Iterator[Callable[[], Awaitable[str]]]:
     """Makes empty databases (DSNs) on demand; all are dropped at the end of the session."""
     names: list[str] = []
 
     async def make() -> str:
-        name = f"harvis_test_{uuid.uuid4().hex[:12]}"
+        name, dsn = await create_database("harvis_test")
         names.append(name)
-        return await create_database(name)
+        return dsn
 
     yield make
     for name in names:
-        _run(drop_database(name))
+        drop_database_sync(name)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +75,7 @@ def database_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
             await conn.close()
         return dsn
 
-    return _run(setup())
+    return run_private(setup())
 
 
 @pytest_asyncio.fixture

@@ -10,48 +10,25 @@ PostgreSQL (`HARVIS_TEST_PG_ADMIN_URL`) and the sandbox's Debian packages
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
-import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_common.testing import InternalAuthKit, create_database_sync, drop_database_sync
 from vibe_coding.app import create_app
 from vibe_coding.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
-PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVICE = "vibe-coding"
 
 
-def _run(coro: Awaitable[Any]) -> Any:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-DB_NAME = f"harvis_test_vibe_{uuid.uuid4().hex[:10]}"
-_run(_admin(f'CREATE DATABASE "{DB_NAME}"'))
-DATABASE_URL = urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + DB_NAME))
+DB_NAME, DATABASE_URL = create_database_sync("harvis_test_vibe")
 # Under the checkout's git-ignored .dev (a sandbox uid must be able to traverse its parents).
 (ROOT / ".dev").mkdir(exist_ok=True)
 WORKSPACES = Path(tempfile.mkdtemp(prefix="vibe-test-", dir=ROOT / ".dev"))
@@ -69,7 +46,7 @@ os.environ.update(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _run(_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+    drop_database_sync(DB_NAME)
     shutil.rmtree(WORKSPACES, ignore_errors=True)
 
 

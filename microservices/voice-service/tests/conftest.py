@@ -5,24 +5,19 @@ throwaway PostgreSQL database, and the app with internal-auth headers."""
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import av
 import numpy as np
 import pytest
 import pytest_asyncio
 
+from harvis_common.testing import create_database, drop_database
 from voice_service.audio import wav_bytes
 from voice_service.engines import Engines
 from voice_service.settings import Settings
-
-PG_ADMIN_URL = os.environ.get("HARVIS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the old stone bridge."
 
@@ -79,26 +74,13 @@ def tone_wav(seconds: float, rate: int = 16000) -> bytes:
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _dsn_for(database: str) -> str:
-    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + database))
-
-
 @pytest_asyncio.fixture
 async def database_url() -> AsyncIterator[str]:
-    name = f"voice_test_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
+    name, dsn = await create_database("voice_test")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield dsn
     finally:
-        await conn.close()
-    try:
-        yield _dsn_for(name)
-    finally:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(name)
 
 
 @pytest.fixture

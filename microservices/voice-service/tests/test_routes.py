@@ -3,32 +3,20 @@ calls it: with an X-Internal-Auth header."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
-import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
-from conftest import PG_ADMIN_URL, make_settings, tone_wav, transcode
+from conftest import make_settings, tone_wav, transcode
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_common.testing import InternalAuthKit, create_database_sync, drop_database_sync
 from voice_service.app import build_app
 
 AUD = "voice-service"
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +26,7 @@ def kit() -> InternalAuthKit:
 
 @pytest.fixture(scope="module")
 def client(kit: InternalAuthKit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    name = f"voice_routes_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    dsn = urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + name))
+    name, dsn = create_database_sync("voice_routes")
     tmp = tmp_path_factory.mktemp("routes")
     settings = make_settings(
         tmp,
@@ -56,7 +42,7 @@ def client(kit: InternalAuthKit, tmp_path_factory: pytest.TempPathFactory) -> It
         with TestClient(build_app(settings)) as c:
             yield c
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database_sync(name)
 
 
 def h(kit: InternalAuthKit, user_id: int = 1) -> dict[str, str]:
