@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 import wave
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,22 +134,24 @@ class ModelSlot:
 # ---------------------------------------------------------------- STT engines
 
 
-class STTEngine:
+class STTEngine(ABC):
     name = "stt"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slot = ModelSlot(self.name, self.load)
 
+    @abstractmethod
     def unavailable_reason(self) -> str | None:
         """None when the engine can run here, else why not."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load(self) -> Any:
-        raise NotImplementedError
+        """The engine's model, loaded (called once by the slot, off the event loop)."""
 
+    @abstractmethod
     def run(self, model: Any, samples: np.ndarray, language: str | None) -> Transcript:
-        raise NotImplementedError
+        """Transcribe 16 kHz mono float32 samples."""
 
     def transcribe(self, samples: np.ndarray, language: str | None) -> Transcript:
         model = self.slot.acquire()
@@ -251,24 +254,26 @@ class OpenAIWhisperEngine(STTEngine):
 # ---------------------------------------------------------------- TTS engines
 
 
-class TTSEngine:
+class TTSEngine(ABC):
     name = "tts"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slot = ModelSlot(self.name, self.load)
 
+    @abstractmethod
     def unavailable_reason(self) -> str | None:
-        raise NotImplementedError
+        """None when the engine can run here, else why not."""
 
     def load(self) -> Any:
         return None
 
-    def check_voice(self, voice: str | None) -> None:
+    def check_voice(self, voice: str | None) -> None:  # noqa: B027 - engines with one voice accept any
         """EngineError(422) for a voice this engine does not have."""
 
+    @abstractmethod
     def run(self, model: Any, text: str, voice: str | None) -> Iterator[Speech]:
-        raise NotImplementedError
+        """Speech for `text`, in pieces."""
 
     def stream(self, text: str, voice: str | None) -> Iterator[Speech]:
         """Speech in pieces (sentence by sentence where the engine can)."""
@@ -364,7 +369,7 @@ class EspeakEngine(TTSEngine):
 
 
 def _fix_stream_wav(data: bytes) -> bytes:
-    """espeak-ng writes a WAV to a pipe with placeholder sizes: set them from the data."""
+    """espeak-ng writes a WAV to a pipe with unknown (0xFFFFFFFF) sizes: set them from the data."""
     if data[:4] == b"RIFF" and data[36:40] == b"data":
         size = len(data) - 44
         return data[:4] + (size + 36).to_bytes(4, "little") + data[8:40] + size.to_bytes(4, "little") + data[44:]
