@@ -22,6 +22,7 @@ message fit for users: `LLMUnavailable` (backend down), `ModelNotFound`,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -42,11 +43,13 @@ __all__ = [
     "LoadedModel",
     "ModelInfo",
     "ModelNotFound",
+    "ModelPicker",
     "OllamaClient",
     "OpenAIClient",
     "ThinkSplitter",
     "create_llm_client",
     "human_size",
+    "match_model",
 ]
 
 Message = dict[str, Any]  # {"role": "system"|"user"|"assistant", "content": str, "images"?: [base64]}
@@ -653,3 +656,51 @@ def client_from_settings(settings: LLMSettings, **overrides: Any) -> OllamaClien
         **overrides,
     }
     return create_llm_client(settings.llm_provider, settings.llm_base_url, **kw)
+
+
+def match_model(name: str, names: Sequence[str]) -> str | None:
+    """`name` as the backend lists it (Ollama adds `:latest` to untagged names)."""
+    if name in names:
+        return name
+    if ":" not in name and f"{name}:latest" in names:
+        return f"{name}:latest"
+    return None
+
+
+class ModelPicker:
+    """Which model serves a request: the requested one when the backend has it, else the
+    configured default, else the first one listed (the front end sends `mistral` when the
+    user picked nothing). The backend's model list is cached for `ttl_s`."""
+
+    def __init__(self, client: LLMClient, default_model: str = "", ttl_s: float = 10.0) -> None:
+        self.client = client
+        self.default_model = default_model
+        self.ttl_s = ttl_s
+        self._models: list[ModelInfo] = []
+        self._models_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def models(self, fresh: bool = False) -> list[ModelInfo]:
+        """The backend's models (cached briefly); raises LLMError when it is down."""
+        if not fresh and self._models and time.monotonic() - self._models_at < self.ttl_s:
+            return self._models
+        async with self._lock:
+            if not fresh and self._models and time.monotonic() - self._models_at < self.ttl_s:
+                return self._models
+            self._models, self._models_at = await self.client.list_models(), time.monotonic()
+            return self._models
+
+    async def pick(self, requested: str | None, preferred_default: str = "") -> tuple[str, bool]:
+        """(model, fell_back): fell_back is true when `requested` was empty or unknown."""
+        names = [m.name for m in await self.models()]
+        if not names:
+            provider = getattr(self.client, "provider", "LLM")
+            raise LLMError(f"The {provider} backend has no models: pull one (e.g. `ollama pull llama3.2`)")
+        found = match_model(requested, names) if requested else None
+        if found:
+            return found, False
+        for candidate in (preferred_default, self.default_model):
+            match = match_model(candidate, names) if candidate else None
+            if match:
+                return match, True
+        return names[0], True

@@ -18,7 +18,9 @@ from harvis_common.llm import (
     LLMError,
     LLMTimeout,
     LLMUnavailable,
+    ModelInfo,
     ModelNotFound,
+    ModelPicker,
     OllamaClient,
     OpenAIClient,
     ThinkSplitter,
@@ -255,3 +257,27 @@ async def test_openai_images_become_content_parts(openai_url: str) -> None:
 
     parts = _openai_message({"role": "user", "content": "see", "images": ["QUJD"]})["content"]
     assert parts[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}
+
+
+class _ListingClient:
+    provider = "ollama"
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.calls = 0
+
+    async def list_models(self) -> list[ModelInfo]:
+        self.calls += 1
+        return [ModelInfo(name=n) for n in self.names]
+
+
+async def test_model_picker_falls_back_from_unknown_names_and_caches_the_list() -> None:
+    client = _ListingClient(["llama3.2:latest", "qwen3:4b"])
+    picker = ModelPicker(client, default_model="qwen3:4b", ttl_s=60)
+    assert await picker.pick("llama3.2") == ("llama3.2:latest", False)  # untagged name → :latest
+    assert await picker.pick("mistral") == ("qwen3:4b", True)  # the front end's default name
+    assert await picker.pick(None, preferred_default="llama3.2") == ("llama3.2:latest", True)
+    assert client.calls == 1
+    assert await ModelPicker(client, default_model="gone").pick("mistral") == ("llama3.2:latest", True)
+    with pytest.raises(LLMError, match="no models"):
+        await ModelPicker(_ListingClient([])).pick("x")

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvis_common.llm import LLMClient, LLMError
+from harvis_common.llm import LLMClient, ModelPicker
 
 from .cache import cache_key
 from .fetch import Page, PageFetcher
@@ -65,8 +65,7 @@ class Researcher:
         self.llm = llm
         self.default_model = default_model
         self.max_chunks = max_chunks
-        self._models: list[str] = []
-        self._models_at = 0.0
+        self.picker = ModelPicker(llm, default_model, MODELS_TTL_S)
 
     # -------------------------------------------------------------- search + read
 
@@ -142,20 +141,7 @@ class Researcher:
     # -------------------------------------------------------------- the model
 
     async def pick_model(self, requested: str | None) -> str:
-        """The requested model when the backend has it, else DEFAULT_MODEL, else the first one
-        listed (the front end sends `mistral` when nothing is selected)."""
-        if not self._models or time.monotonic() - self._models_at > MODELS_TTL_S:
-            self._models = [m.name for m in await self.llm.list_models()]
-            self._models_at = time.monotonic()
-        if requested:
-            for n in self._models:
-                if n == requested or n.split(":")[0] == requested:
-                    return n
-        if self.default_model:
-            return self.default_model
-        if not self._models:
-            raise LLMError("The language model backend has no models")
-        return self._models[0]
+        return (await self.picker.pick(requested))[0]
 
     @staticmethod
     def messages(

@@ -4,10 +4,9 @@ with harvis_common.history_client (core-api's internal history API)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from harvis_common.llm import LLMClient, LLMError, client_from_settings
+from harvis_common.llm import LLMClient, ModelPicker, client_from_settings
 
 from .settings import Settings
 
@@ -27,25 +26,10 @@ class Conversation:
     def __init__(self, settings: Settings, llm: LLMClient | None = None) -> None:
         self.settings = settings
         self.llm = llm or client_from_settings(settings)
-        self._models: list[str] = []
-        self._models_at = 0.0
+        self.picker = ModelPicker(self.llm, settings.default_model, MODELS_TTL_S)
 
     async def pick_model(self, requested: str | None) -> str:
-        """The requested model when the backend has it, else DEFAULT_MODEL, else the first
-        one listed (the front end sends `mistral` when nothing is selected)."""
-        if time.monotonic() - self._models_at > MODELS_TTL_S or not self._models:
-            self._models = [m.name for m in await self.llm.list_models()]
-            self._models_at = time.monotonic()
-        names = self._models
-        if requested:
-            for n in names:
-                if n == requested or n.split(":")[0] == requested:
-                    return n
-        if self.settings.default_model:
-            return self.settings.default_model
-        if not names:
-            raise LLMError("The language model backend has no models")
-        return names[0]
+        return (await self.picker.pick(requested))[0]
 
     async def answer(self, history: list[dict[str, Any]], text: str, model: str) -> tuple[str, str, str]:
         """(answer, reasoning, model used)."""

@@ -4,12 +4,10 @@ memory figures for `/api/models/memory-pressure`."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from dataclasses import dataclass
 
-from harvis_common.llm import LLMClient, LLMError, ModelInfo, client_from_settings
+from harvis_common.llm import LLMClient, ModelInfo, ModelPicker, client_from_settings
 
 from ..settings import Settings
 
@@ -31,9 +29,7 @@ class LLMBackend:
     def __init__(self, settings: Settings, client: LLMClient | None = None) -> None:
         self.settings = settings
         self.client = client or make_client(settings)
-        self._models: list[ModelInfo] = []
-        self._models_at = 0.0
-        self._lock = asyncio.Lock()
+        self.picker = ModelPicker(self.client, settings.default_model, MODELS_TTL_S)
 
     @property
     def provider(self) -> str:
@@ -41,41 +37,16 @@ class LLMBackend:
 
     async def models(self, fresh: bool = False) -> list[ModelInfo]:
         """The backend's models (cached briefly); raises LLMError when it is down."""
-        if not fresh and self._models and time.monotonic() - self._models_at < MODELS_TTL_S:
-            return self._models
-        async with self._lock:
-            if not fresh and self._models and time.monotonic() - self._models_at < MODELS_TTL_S:
-                return self._models
-            models = await self.client.list_models()
-            self._models, self._models_at = models, time.monotonic()
-            return models
+        return await self.picker.models(fresh)
 
     async def resolve(self, requested: str | None, preferred_default: str = "") -> Resolved:
         """The model to use for `requested`: itself when the backend has it, else the
         configured default (`preferred_default` first), else the first listed model."""
-        models = await self.models()
-        names = [m.name for m in models]
-        if not names:
-            raise LLMError(f"The {self.provider} backend has no models: pull one (e.g. `ollama pull llama3.2`)")
-        found = _match(requested, names) if requested else None
-        if found:
-            return Resolved(found, requested, False)
-        for candidate in (preferred_default, self.settings.default_model):
-            match = _match(candidate, names) if candidate else None
-            if match:
-                return Resolved(match, requested, True)
-        return Resolved(names[0], requested, True)
+        model, fallback = await self.picker.pick(requested, preferred_default)
+        return Resolved(model, requested, fallback)
 
     async def close(self) -> None:
         await self.client.close()
-
-
-def _match(name: str, names: list[str]) -> str | None:
-    if name in names:
-        return name
-    if ":" not in name and f"{name}:latest" in names:
-        return f"{name}:latest"
-    return None
 
 
 # ---------------------------------------------------------------- memory
