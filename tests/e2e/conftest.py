@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -217,3 +218,85 @@ def wait_for(predicate, timeout: float = 10, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+# ---------------------------------------------------------------- helper processes
+
+FAKES = ROOT / "tests" / "fakes"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_up(url: str, timeout: float = 1) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def spawn(fleet_proc: Fleet, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """A helper process (fake, fixture site) run with this interpreter, logging beside the fleet's."""
+    log = fleet_proc.log_path(name).open("ab")
+    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+
+
+def stop_all(*procs: subprocess.Popen[bytes]) -> None:
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+class FakeOllamaProcess:
+    """The fake Ollama (tests/fakes/fake_ollama.py) as a process on a free port; a context
+    manager, and stoppable mid-way for "backend down" checks."""
+
+    def __init__(self, fleet_proc: Fleet, name: str = "fake-ollama") -> None:
+        self.fleet_proc, self.name = fleet_proc, name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = spawn(self.fleet_proc, self.name, [str(FAKES / "fake_ollama.py"), "--port", str(self.port)])
+        assert wait_for(lambda: http_up(self.url + "/api/version"), 15), "fake ollama did not start"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_all(self.proc)
+            self.proc = None
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/_fake/stats", timeout=5).json()
+
+    def __enter__(self) -> FakeOllamaProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+RESEARCH_WEB = f"http://127.0.0.3:{RESEARCH_E2E_PORTS['web']}"
+RESEARCH_SEARXNG = f"http://127.0.0.1:{RESEARCH_E2E_PORTS['searxng']}"
+
+
+@pytest.fixture(scope="module")
+def research_web(fleet_proc: Fleet) -> Iterator[None]:
+    """The research fixture web (tests/e2e/sites/research_web.py, on 127.0.0.3, which the fleet's
+    RESEARCH_SSRF_ALLOWLIST opens) and the fake SearXNG, on the ports the fleet's settings name."""
+    web = spawn(fleet_proc, "research-web", ["tests/e2e/sites/research_web.py", "--host", "127.0.0.3",
+                                              "--port", str(RESEARCH_E2E_PORTS["web"]), "--slow-s", "30"])  # fmt: skip
+    sx = spawn(fleet_proc, "fake-searxng", [str(FAKES / "fake_searxng.py"), "--port",
+                                             str(RESEARCH_E2E_PORTS["searxng"]), "--web", RESEARCH_WEB])  # fmt: skip
+    try:
+        ready = wait_for(lambda: http_up(f"{RESEARCH_WEB}/_web/stats") and http_up(f"{RESEARCH_SEARXNG}/healthz"), 15)
+        assert ready, "fixture web did not start"
+        yield
+    finally:
+        stop_all(web, sx)

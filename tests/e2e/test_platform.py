@@ -135,6 +135,24 @@ def test_service_ports_refuse_requests_without_a_valid_internal_header(user: Use
         assert httpx.get(f"http://127.0.0.1:{svc.port}/health").status_code == 200
 
 
+def test_internal_api_is_not_reachable_through_nginx(client: httpx.Client, user: User) -> None:
+    """core-api's /internal/… (history, token exchange) trusts forwarded service tokens: from
+    outside, through nginx :9000, it must not answer at all, whatever the spelling."""
+    for path in ("/internal/token", "/internal/history/sessions", "/api/../internal/token", "/%69nternal/token",
+                 "/api/%2e%2e/internal/token", "//internal/token"):  # fmt: skip
+        r = client.post(path, json={"audience": "research-service"}, headers=user.bearer)
+        assert "token" not in r.text and "session" not in r.text.lower(), (path, r.status_code, r.text[:200])
+    # Directly at core-api (the compose network / loopback), a forged or user token gets a 401.
+    now = int(time.time())
+    claims = {"sub": "1", "aud": "voice-service", "iss": "harvis-core-api", "typ": "internal", "iat": now,
+              "exp": now + 60}  # fmt: skip
+    forged = jwt.encode(claims, "guess", algorithm="HS256")
+    for header in (forged, user.token):
+        r = httpx.post("http://127.0.0.1:8000/internal/token", json={"audience": "research-service"},
+                       headers={"X-Internal-Auth": header})  # fmt: skip
+        assert r.status_code == 401 and "token" not in r.json()
+
+
 def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 

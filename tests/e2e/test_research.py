@@ -9,9 +9,6 @@ restarted against the fake Ollama for deterministic answers, and restored afterw
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,39 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RESEARCH_E2E_PORTS, ROOT, Fleet, User, new_user, wait_for
+from conftest import RESEARCH_SEARXNG, RESEARCH_WEB, FakeOllamaProcess, Fleet, User, new_user
 from test_chat import is_uuid, parse_sse
 
-WEB = f"http://127.0.0.3:{RESEARCH_E2E_PORTS['web']}"
-SEARXNG = f"http://127.0.0.1:{RESEARCH_E2E_PORTS['searxng']}"
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _spawn(fleet_proc: Fleet, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-    log = fleet_proc.log_path(name).open("ab")
-    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
-
-
-@pytest.fixture(scope="module")
-def research_web(fleet_proc: Fleet) -> Iterator[None]:
-    """The fixture web and the fake SearXNG, on the ports the fleet's settings name."""
-    web = _spawn(fleet_proc, "research-web", ["tests/e2e/sites/research_web.py", "--host", "127.0.0.3",
-                                               "--port", str(RESEARCH_E2E_PORTS["web"]), "--slow-s", "30"])  # fmt: skip
-    sx = _spawn(fleet_proc, "fake-searxng", ["tests/fakes/fake_searxng.py", "--port",
-                                              str(RESEARCH_E2E_PORTS["searxng"]), "--web", WEB])  # fmt: skip
-    try:
-        assert wait_for(lambda: _up(f"{WEB}/_web/stats") and _up(f"{SEARXNG}/healthz"), 15), "fixture web did not start"
-        yield
-    finally:
-        for p in (web, sx):
-            p.terminate()
-            p.wait(10)
+WEB, SEARXNG = RESEARCH_WEB, RESEARCH_SEARXNG
 
 
 def research_chat(client: httpx.Client, user: User, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -91,45 +59,22 @@ def test_real_model_research_chat_streams(client: httpx.Client, user: User, rese
 # ---------------------------------------------------------------- the fake Ollama
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class FakeLLM:
-    def __init__(self, fleet_proc: Fleet, port: int) -> None:
-        self.fleet_proc, self.port, self.url = fleet_proc, port, f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = _spawn(
-            self.fleet_proc, "fake-ollama-research", ["tests/fakes/fake_ollama.py", "--port", str(self.port)]
-        )
-        assert wait_for(lambda: _up(self.url + "/api/version"), 15), "fake ollama did not start"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture(scope="module")
-def fake_llm(fleet_proc: Fleet, research_web: None) -> Iterator[FakeLLM]:
-    llm = FakeLLM(fleet_proc, _free_port())
-    llm.start()
-    try:
-        env = {"LLM_PROVIDER": "ollama", "OLLAMA_URL": llm.url, "DEFAULT_MODEL": "fake-llama:latest",
-               "CHAT_MAX_TOKENS": "0"}  # fmt: skip
-        fleet_proc.restart("research-service", env)
-        yield llm
-    finally:
-        llm.stop()
-        fleet_proc.restart("research-service")
+def fake_llm(fleet_proc: Fleet, research_web: None) -> Iterator[FakeOllamaProcess]:
+    """research-service restarted against the fake Ollama, restored afterwards."""
+    with FakeOllamaProcess(fleet_proc, "fake-ollama-research") as llm:
+        try:
+            env = {"LLM_PROVIDER": "ollama", "OLLAMA_URL": llm.url, "DEFAULT_MODEL": "fake-llama:latest",
+                   "CHAT_MAX_TOKENS": "0"}  # fmt: skip
+            fleet_proc.restart("research-service", env)
+            yield llm
+        finally:
+            fleet_proc.restart("research-service")
 
 
-def test_research_chat_cites_fetched_sources_and_saves_history(client: httpx.Client, fake_llm: FakeLLM) -> None:
+def test_research_chat_cites_fetched_sources_and_saves_history(
+    client: httpx.Client, fake_llm: FakeOllamaProcess
+) -> None:
     user = new_user(client)
     question = "Who wrote Python and when was Python 3.0 released?"
     events = research_chat(client, user, {"message": question, "history": [], "model": "mistral"})
@@ -157,14 +102,14 @@ def test_research_chat_cites_fetched_sources_and_saves_history(client: httpx.Cli
     assert events2[-1]["session_id"] == done["session_id"]
 
 
-def test_no_results_is_an_honest_answer(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_no_results_is_an_honest_answer(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     events = research_chat(client, user, {"message": "zzznothing whatsoever", "history": []})
     done = events[-1]
     assert done["status"] == "complete" and done["sources"] == [] and done["sources_found"] == 0
     assert "found no sources" in done["final_answer"]
 
 
-def test_web_search_cache_hit_on_repeat(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_web_search_cache_hit_on_repeat(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     q = f"offshore wind turbines {uuid.uuid4().hex[:8]}"
     bodies = []
     for _ in range(2):
@@ -178,7 +123,7 @@ def test_web_search_cache_hit_on_repeat(client: httpx.Client, user: User, fake_l
     assert httpx.get(f"{SEARXNG}/_fake/stats").json()["searches"][q] == 1  # the engine was asked once
 
 
-def test_hostile_results_are_never_fetched(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_hostile_results_are_never_fetched(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     before = httpx.get(f"{WEB}/_web/stats").json()["hits"]
     r = client.post("/api/web-search", json={"query": "hostile apollo", "max_results": 5, "extract_content": True},
                     headers=user.bearer)  # fmt: skip
@@ -197,7 +142,7 @@ def test_hostile_results_are_never_fetched(client: httpx.Client, user: User, fak
     assert [s["url"] for s in events[-1]["sources"]] == [f"{WEB}/articles/apollo-11.html"]
 
 
-def test_slow_broken_and_non_html_pages(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_slow_broken_and_non_html_pages(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     start = time.monotonic()
     r = client.post("/api/web-search", json={"query": "awkward wind", "extract_content": True}, headers=user.bearer)
     elapsed = time.monotonic() - start
@@ -209,7 +154,7 @@ def test_slow_broken_and_non_html_pages(client: httpx.Client, user: User, fake_l
     assert "budget" in errors and "HTTP 500" in errors and "application/pdf" in errors
 
 
-def test_fact_check(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_fact_check(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     r = client.post("/api/fact-check", json={"claim": "The Great Wall of China is visible from the Moon"},
                     headers=user.bearer)  # fmt: skip
     assert r.status_code == 200, r.text
@@ -221,7 +166,7 @@ def test_fact_check(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None
     assert r.status_code == 422 and r.json()["message"]
 
 
-def test_comparative_research(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_comparative_research(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     r = client.post("/api/comparative-research", json={"topics": ["solar photovoltaic power", "wind turbines power"]},
                     headers=user.bearer)  # fmt: skip
     assert r.status_code == 200, r.text
@@ -232,7 +177,7 @@ def test_comparative_research(client: httpx.Client, user: User, fake_llm: FakeLL
     assert "[1]" in body["comparative_analysis"] and body["model_used"] == "fake-llama:latest"
 
 
-def test_llm_down_is_an_error_event(client: httpx.Client, user: User, fake_llm: FakeLLM) -> None:
+def test_llm_down_is_an_error_event(client: httpx.Client, user: User, fake_llm: FakeOllamaProcess) -> None:
     fake_llm.stop()
     try:
         events = research_chat(client, user, {"message": "apollo moon", "history": []})

@@ -1,7 +1,9 @@
 """voice-service end to end, through nginx :9000 like the front end: TTS → STT round trip
 with real models (Piper, Whisper base via faster-whisper), mic-chat with a real webm/opus
 clip against the fleet's real model backend, saved to the chat history, owner-only audio,
-the durable TTS job queue across a restart, and hostile uploads."""
+the durable TTS job queue across a restart, hostile uploads, and mic-chat's research mode
+(core-api's token exchange, the real research-service over the research fixture web and the
+fake SearXNG, the fake Ollama as the model so the answer shows what it was given)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Fleet, User, new_user, wait_for
+from conftest import RESEARCH_WEB, FakeOllamaProcess, Fleet, User, new_user, wait_for
 
 SENTENCES = [
     "The weather today is sunny with a light breeze from the west.",
@@ -143,7 +145,8 @@ def test_mic_chat_end_to_end(client: httpx.Client, user: User, voice: Fleet) -> 
     assert [(m["role"], m["input_type"]) for m in msgs] == [("user", "voice"), ("assistant", "voice")]
     assert msgs[1]["content"] == body["final_answer"]
 
-    # A second turn in the same session, text only; research mode says it is not available.
+    # A second turn in the same session, text only, in research mode while no search engine
+    # answers (this module's fixture web is not up yet): the model answers, with a notice.
     r = client.post(
         "/api/mic-chat",
         files={"file": ("r2.webm", to_webm(tts(client, user, "Thank you very much.")), "audio/webm")},
@@ -154,7 +157,7 @@ def test_mic_chat_end_to_end(client: httpx.Client, user: User, voice: Fleet) -> 
     assert r.status_code == 200, r.text
     second = r.json()
     assert second["session_id"] == body["session_id"] and "audio_path" not in second
-    assert "Research mode is not available" in second["notice"]
+    assert second["notice"].startswith("The web search found no usable sources") and second["sources"] == []
     assert len(second["history"]) == 4
     msgs = client.get(f"/api/chat-history/sessions/{body['session_id']}", headers=user.bearer).json()["messages"]
     assert len(msgs) == 4
@@ -234,3 +237,68 @@ def test_ready_lists_engines(voice: Fleet) -> None:
     assert r.status_code == 200, r.text
     detail = {c["name"]: c["detail"] for c in r.json()["checks"]}["engines"]
     assert "faster-whisper" in detail and "piper" in detail and "espeak" in detail
+
+
+# ---------------------------------------------------------------- research mode
+
+
+@pytest.fixture(scope="module")
+def voice_fake_llm(voice: Fleet, research_web: None) -> Iterator[Fleet]:
+    """voice-service against the fake Ollama (it echoes its prompt), restored afterwards."""
+    with FakeOllamaProcess(voice, "fake-ollama-voice") as fake:
+        env = {**VOICE_ENV, "LLM_PROVIDER": "ollama", "OLLAMA_URL": fake.url, "DEFAULT_MODEL": "fake-llama:latest",
+               "CHAT_MAX_TOKENS": "0"}  # fmt: skip
+        try:
+            voice.restart("voice-service", env)
+            yield voice
+        finally:
+            voice.restart("voice-service", VOICE_ENV)
+
+
+def mic_chat(client: httpx.Client, user: User, webm: bytes, **data: str) -> dict:
+    r = client.post("/api/mic-chat", files={"file": ("rec.webm", webm, "audio/webm")},
+                    data={"model": "fake-llama", **data}, headers=user.bearer, timeout=180)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_mic_chat_research_mode_answers_from_fetched_sources(
+    client: httpx.Client, user: User, voice_fake_llm: Fleet
+) -> None:
+    webm = to_webm(tts(client, user, "When did Apollo 11 land on the Moon?"))
+    # Text only: the fake's answer is the whole prompt, minutes of speech (the unit tests speak one).
+    body = mic_chat(client, user, webm, research_mode="true", text_only="true")
+    assert body["status"] == "complete" and "notice" not in body, body.get("notice")
+    assert {"apollo", "moon"} <= set(words(body["transcription"])), body["transcription"]
+    sources = body["sources"]
+    assert sources and body["sources_found"] == len(sources)
+    assert sources[0]["url"].startswith(RESEARCH_WEB) and "apollo-11" in sources[0]["url"]
+    assert [s["index"] for s in sources] == list(range(1, len(sources) + 1))
+    # The model got the pages' main text under their numbers (the fake echoes it): [n] points
+    # at a returned source that was really fetched, and no boilerplate came along.
+    answer = body["final_answer"]
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    assert cited and cited <= {s["index"] for s in sources}
+    assert all(s["fetched"] for s in sources if s["index"] in cited)
+    assert "20 July 1969" in answer and "Accept all cookies" not in answer
+    # Saved as a voice exchange with its sources.
+    msgs = client.get(f"/api/chat-history/sessions/{body['session_id']}", headers=user.bearer).json()["messages"]
+    assert [(m["role"], m["input_type"]) for m in msgs] == [("user", "voice"), ("assistant", "voice")]
+    assert msgs[1]["content"] == answer and msgs[1]["metadata"]["research"] is True
+    assert [s["url"] for s in msgs[1]["metadata"]["sources"]] == [s["url"] for s in sources]
+
+
+def test_mic_chat_research_mode_without_research_service(
+    client: httpx.Client, user: User, voice_fake_llm: Fleet
+) -> None:
+    webm = to_webm(tts(client, user, "When did Apollo 11 land on the Moon?"))
+    voice_fake_llm.stop("research-service")
+    try:
+        body = mic_chat(client, user, webm, research_mode="true", text_only="true")
+    finally:
+        voice_fake_llm.restart("research-service")
+    assert body["status"] == "complete" and body["sources"] == []
+    assert body["notice"] == (
+        "Web research failed (research-service is not reachable): this answer comes from the model alone."
+    )
+    assert body["final_answer"] == "Echo: " + body["transcription"]  # the question alone, no sources

@@ -1,11 +1,13 @@
-"""Helpers for tests: X-Internal-Auth headers a service accepts, throwaway databases."""
+"""Helpers for tests: X-Internal-Auth headers a service accepts, throwaway databases, an event
+loop in a thread for stub servers."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -85,3 +87,20 @@ def create_database_sync(prefix: str, admin_url: str = PG_ADMIN_URL) -> tuple[st
 
 def drop_database_sync(name: str, admin_url: str = PG_ADMIN_URL) -> None:
     run_private(drop_database(name, admin_url))
+
+
+class BackgroundLoop:
+    """An event loop in a thread, for servers the tests talk to (stubs next to a TestClient,
+    which runs the app on a loop of its own)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[T], timeout_s: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

@@ -19,10 +19,9 @@ from harvis_common.config import get_settings
 from harvis_common.db import create_pool, ping
 from harvis_common.errors import install_error_handlers
 from harvis_common.health import health_router
-from harvis_common.internal_auth import InternalSigner
 from harvis_common.logging import configure_logging
 
-from . import chat
+from . import chat, internal
 from .auth.routes import router as auth_router
 from .auth.service import AuthService
 from .service_router import Gateway, health_overview_router
@@ -62,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await auth.start()
     app.state.pool, app.state.redis, app.state.auth = pool, redis, auth
     chat.start(app, settings, pool)
-    gateway.attach(auth, InternalSigner(settings.internal_auth_private_key, settings.internal_auth_ttl_s))
+    gateway.attach(auth, internal.start(app, settings))
     await gateway.start()
     log.info("core-api ready")
     try:
@@ -101,6 +100,7 @@ install_error_handlers(api)
 api.include_router(health_router(settings.service_name, VERSION, {"database": _db_ready, "redis": _redis_ready}))
 api.include_router(auth_router)
 chat.install(api)
+internal.install(api)
 
 gateway = Gateway(api, settings)
 api.include_router(health_overview_router(gateway))

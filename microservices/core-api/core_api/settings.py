@@ -54,8 +54,8 @@ class Settings(ServiceSettings, LLMSettings):
     sse_heartbeat_s: float = Field(default=10.0, gt=0)
     # AES-256-GCM key (base64url, 32 bytes) for users' provider API keys at rest; never the JWT secret.
     api_key_encryption_key: str = ""
-    # How long after issue a service may send back a user's X-Internal-Auth token to the
-    # internal history API (/internal/history/…): mic-chat and research outlive its 60 s TTL.
+    # How long after issue a service may send back a user's X-Internal-Auth token to core-api's
+    # internal API (/internal/history/…, /internal/token): mic-chat and research outlive its 60 s TTL.
     internal_history_token_max_age_s: int = Field(default=900, ge=10, le=3600)
 
     @field_validator("jwt_secret")

@@ -7,23 +7,25 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 import pytest_asyncio
 import uvicorn
 from conftest import ServiceFactory, bearer, new_user
 from fastapi import FastAPI
 
-from core_api import chat
+from core_api import chat, internal
 from core_api.auth.routes import router as auth_router
 from core_api.chat.api_keys import generate_key
 from harvis_common.errors import install_error_handlers
-from harvis_common.internal_auth import generate_keypair
+from harvis_common.internal_auth import generate_keypair, load_private_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_ollama import FakeOllama
@@ -80,8 +82,10 @@ async def make_chat_server(make_service: ServiceFactory) -> AsyncIterator[ChatSe
         install_error_handlers(app)
         app.include_router(auth_router)
         chat.install(app)
+        internal.install(app)
         app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
         chat.start(app, service.settings, service.pool)
+        internal.start(app, service.settings)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
         task = asyncio.ensure_future(server.serve())
@@ -154,3 +158,33 @@ __all__ = [
     "make_chat_server",
     "parse_sse",
 ]
+
+
+# ---------------------------------------------------------------- forwarded internal tokens
+
+
+def internal_token(audience: str, user_id: int, *, key: str = PRIVATE_KEY, iat_offset: int = 0, ttl: int = 60) -> str:
+    """An X-Internal-Auth token as the gateway signs it (or, with another key, a forgery)."""
+    now = int(time.time()) + iat_offset
+    claims = {"iss": "harvis-core-api", "aud": audience, "typ": "internal", "sub": str(user_id), "email": "",
+              "username": "", "adm": False, "rid": "r", "iat": now, "exp": now + ttl}  # fmt: skip
+    return jwt.encode(claims, load_private_key(key), algorithm="EdDSA")
+
+
+def bad_internal_tokens(user_id: int, user_jwt: str) -> dict[str, str | None]:
+    """What core-api's internal API must refuse with a 401, by label."""
+    other_private, _ = generate_keypair()
+    now = int(time.time())
+    return {
+        "absent": None,
+        "garbage": "not-a-jwt",
+        "forged (another key)": internal_token("voice-service", user_id, key=other_private),
+        "too old": internal_token("voice-service", user_id, iat_offset=-901),
+        "from the future": internal_token("voice-service", user_id, iat_offset=600),
+        "core-api audience": internal_token("core-api", user_id),
+        "unknown audience": internal_token("someone", user_id),
+        "user JWT": user_jwt,
+        "HS256 with the public key": jwt.encode(
+            {"iss": "harvis-core-api", "aud": "voice-service", "typ": "internal", "sub": str(user_id),
+             "iat": now, "exp": now + 60}, "x" * 40, algorithm="HS256"),
+    }  # fmt: skip

@@ -9,7 +9,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from harvis_common.app import create_service_app
-from harvis_common.history_client import HistoryClient
+from harvis_common.core_client import CoreClient
 from harvis_common.http_client import SafeHTTPClient
 from harvis_common.llm import client_from_settings
 from harvis_common.ssrf import SSRFPolicy
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         pages = SafeHTTPClient(SSRFPolicy.from_setting(settings.research_ssrf_allowlist))
         cache = make_cache(settings.redis_url, settings.research_cache_ttl_s, settings.research_redis_prefix)
         llm = client_from_settings(settings)
-        history = HistoryClient(settings.core_api_url)
+        history = CoreClient(settings.core_api_url)
         app.state.settings = settings
         app.state.cache = cache
         app.state.history = history

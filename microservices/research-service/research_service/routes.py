@@ -1,4 +1,5 @@
-"""POST /api/web-search, /api/research-chat (SSE), /api/fact-check, /api/comparative-research."""
+"""POST /api/web-search, /api/research/sources, /api/research-chat (SSE), /api/fact-check,
+/api/comparative-research."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
+from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.diagnostics import SSE_HEADERS, sse_event
-from harvis_common.history_client import HistoryClient, HistoryError
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError
@@ -33,7 +34,7 @@ def _researcher(request: Request) -> Researcher:
     return request.app.state.researcher
 
 
-def _history(request: Request) -> HistoryClient:
+def _history(request: Request) -> CoreClient:
     return request.app.state.history
 
 
@@ -95,6 +96,37 @@ async def web_search(body: WebSearchRequest, identity: Caller, request: Request)
                 errors.append(f"{r.url}: {page.error}")
     out["errors"] = errors
     return out
+
+
+# ---------------------------------------------------------------- /api/research/sources
+
+
+class SourcesRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY)
+    max_sources: int | None = Field(default=None, ge=1, le=20)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("query is empty")
+        return v.strip()
+
+
+@router.post("/api/research/sources")
+async def research_sources(body: SourcesRequest, identity: Caller, request: Request) -> dict[str, Any]:
+    """The research step alone — search, read, rank — for a caller that writes its own answer
+    (voice's mic-chat in research mode): numbered sources and the excerpts under their numbers,
+    ready to cite as [n]."""
+    settings = request.app.state.settings
+    research = await _researcher(request).research(body.query, body.max_sources or settings.research_max_sources)
+    return {
+        "query": body.query,
+        "sources": _public_sources(research),
+        "context": research.context(),
+        "errors": research.errors,
+        "elapsed_s": research.elapsed_s,
+    }
 
 
 # ---------------------------------------------------------------- /api/research-chat
@@ -213,7 +245,7 @@ async def _finish(
             },
         )
         session_id = saved["session_id"]
-    except HistoryError as exc:
+    except CoreClientError as exc:
         log.warning("research chat not saved to history: %s", exc)
     history = [{"role": h.role, "content": h.content or ""} for h in body.history]
     history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]

@@ -4,13 +4,10 @@ served from a background event loop so both async tests and TestClient can reach
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
-import threading
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,24 +19,10 @@ from fake_ollama import FakeOllama  # noqa: E402
 from fake_searxng import FakeSearXNG  # noqa: E402
 from research_web import ResearchWeb  # noqa: E402
 
+from harvis_common.testing import BackgroundLoop as Background  # noqa: E402
+
 WEB_HOST = "127.0.0.3"  # the fixture web; 127.0.0.1 stays blocked
 SLOW_S = 6.0
-
-
-class Background:
-    """An event loop in a thread, for servers the tests talk to."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Awaitable[Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def _loopback_alias_works(host: str) -> bool:

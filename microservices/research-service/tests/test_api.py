@@ -131,6 +131,32 @@ def test_search_results_are_cached(client: TestClient, kit: InternalAuthKit, sea
     assert fake.searches[q] == 1
 
 
+def test_research_sources_without_an_answer(client: TestClient, kit: InternalAuthKit, history, site) -> None:
+    stub, _ = history
+    saved_before = len(stub.exchanges)
+    r = client.post("/api/research/sources", json={"query": "When did Apollo 11 land?", "max_sources": 3},
+                    headers=auth(kit))  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == "When did Apollo 11 land?"
+    sources = body["sources"]
+    assert 1 <= len(sources) <= 3 and [s["index"] for s in sources] == list(range(1, len(sources) + 1))
+    assert "apollo-11" in sources[0]["url"] and sources[0]["fetched"] is True
+    # The excerpts sit under their source numbers, without the pages' boilerplate.
+    assert body["context"].startswith(f"[1] {sources[0]['title']} ({sources[0]['url']})")
+    assert "20 July 1969" in body["context"] and "Accept all cookies" not in body["context"]
+    assert len(stub.exchanges) == saved_before  # no answer, nothing written to the history
+
+    hostile = client.post("/api/research/sources", json={"query": "hostile apollo"}, headers=auth(kit)).json()
+    assert len(hostile["sources"]) == 1 and "apollo-11" in hostile["sources"][0]["url"]  # loopback/metadata refused
+    assert "SECRET" not in hostile["context"] and hostile["errors"]
+
+    assert client.post("/api/research/sources", json={"query": " "}, headers=auth(kit)).status_code == 422
+    assert client.post("/api/research/sources", json={"query": "x", "max_sources": 0},
+                       headers=auth(kit)).status_code == 422  # fmt: skip
+    assert client.post("/api/research/sources", json={"query": "x"}).status_code == 401
+
+
 def test_research_chat_stream(client: TestClient, kit: InternalAuthKit, history) -> None:
     stub, _ = history
     body = {"message": "When did Apollo 11 land on the Moon?", "history": [], "model": "mistral"}

@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from harvis_common.app import create_service_app
+from harvis_common.core_client import CoreClient
 from harvis_common.db import create_pool, ping
-from harvis_common.history_client import HistoryClient
 
 from .chat import Conversation
 from .engines import Engines
 from .files import AudioStore
 from .jobs import JobQueue
+from .research import WebResearch
 from .routes import VoiceState, job_error_is_final, job_handler, router
 from .settings import Settings
 
@@ -56,13 +57,15 @@ def build_app(settings: Settings) -> FastAPI:
                 max_attempts=settings.voice_job_max_attempts,
                 poll_s=settings.voice_job_poll_s,
             )
+        core = CoreClient(settings.core_api_url)
         st = VoiceState(
             settings=settings,
             engines=Engines(settings),
             store=store,
             queue=queue,
-            history=HistoryClient(settings.core_api_url),
+            core=core,
             conversation=Conversation(settings),
+            research=WebResearch(settings, core),
         )
         app.state.voice = st
         app.state.db_pool = pool
@@ -78,7 +81,8 @@ def build_app(settings: Settings) -> FastAPI:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await st.history.close()
+            await st.research.close()
+            await st.core.close()
             await st.conversation.close()
             if pool is not None:
                 await pool.close()

@@ -13,26 +13,25 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from harvis_common.history_client import HistoryClient, HistoryError
+from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError
 
 from .audio import AudioError, decode, wav_bytes
-from .chat import CONTEXT_MESSAGES, Conversation
+from .chat import CONTEXT_MESSAGES, Conversation, speakable
 from .engines import EngineError, Engines, Speech
 from .files import AudioStore
 from .jobs import JobQueue
+from .research import Findings, ResearchUnavailable, WebResearch
 from .settings import Settings
 
 log = logging.getLogger("voice.routes")
 router = APIRouter(tags=["voice"])
 
 Caller = Annotated[Identity, Depends(current_identity)]
-RESEARCH_UNAVAILABLE = (
-    "Research mode is not available yet (research-service does not answer voice requests): "
-    "this answer comes from the model alone, without a web search."
-)
+RESEARCH_FAILED = "Web research failed ({reason}): this answer comes from the model alone."
+NO_SOURCES = "The web search found no usable sources: this answer comes from the model alone."
 
 
 @dataclass
@@ -41,8 +40,9 @@ class VoiceState:
     engines: Engines
     store: AudioStore
     queue: JobQueue | None
-    history: HistoryClient
+    core: CoreClient
     conversation: Conversation
+    research: WebResearch
 
 
 def state(request: Request) -> VoiceState:
@@ -283,6 +283,30 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+async def _earlier_turns(st: VoiceState, token: str, session_id: str | None) -> list[dict[str, Any]]:
+    """The session's earlier user/assistant turns; none when it can't be read (the answer still stands)."""
+    if not session_id:
+        return []
+    try:
+        return await st.core.recent(token, session_id, CONTEXT_MESSAGES)
+    except CoreClientError as exc:
+        log.warning("could not read chat history", extra={"error": str(exc)})
+        return []
+
+
+async def _web_sources(st: VoiceState, token: str, text: str, research: bool) -> tuple[Findings | None, str | None]:
+    """(findings, notice): sources to answer from in research mode, or why there are none."""
+    if not research:
+        return None, None
+    try:
+        findings = await st.research.find(token, text)
+    except ResearchUnavailable as exc:
+        return None, RESEARCH_FAILED.format(reason=exc)
+    if not findings.sources or not findings.context:
+        return None, NO_SOURCES
+    return findings, None
+
+
 @router.post("/api/mic-chat")
 async def mic_chat(
     request: Request,
@@ -297,8 +321,9 @@ async def mic_chat(
     tts_engine: Annotated[str | None, Form()] = None,
     language: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
-    """Transcribe → answer with the LLM → speak the answer (unless `text_only`) → save both
-    messages to the user's chat history (`input_type: "voice"`). Plain JSON."""
+    """Transcribe → answer with the LLM (from web sources with `research_mode`, citing them
+    as [n]) → speak the answer (unless `text_only`) → save both messages to the user's chat
+    history (`input_type: "voice"`). Plain JSON."""
     token = request.headers.get(HEADER, "")
     session_id = (session_id or "").strip() or None
     try:
@@ -312,16 +337,13 @@ async def mic_chat(
     if not text:
         return _error(422, "No speech was recognised in the recording")
 
-    history: list[dict[str, Any]] = []
-    if session_id:
-        try:
-            history = await st.history.recent(token, session_id, CONTEXT_MESSAGES)
-        except HistoryError as exc:
-            log.warning("could not read chat history", extra={"error": str(exc)})
-    notice = RESEARCH_UNAVAILABLE if _truthy(research_mode) else None
+    research = _truthy(research_mode)
+    history, (findings, notice) = await asyncio.gather(
+        _earlier_turns(st, token, session_id), _web_sources(st, token, text, research)
+    )
     try:
         used_model = await st.conversation.pick_model(model)
-        answer, reasoning, used_model = await st.conversation.answer(history, text, used_model)
+        answer, reasoning, used_model = await st.conversation.answer(history, text, used_model, findings)
     except LLMError as exc:
         return _error(exc.status, exc.message)
     if not answer:
@@ -331,7 +353,7 @@ async def mic_chat(
     tts_error: str | None = None
     if not _truthy(text_only):
         try:
-            audio_path = await speak_to_file(st, identity.user_id, answer, tts_engine, None)
+            audio_path = await speak_to_file(st, identity.user_id, speakable(answer) or answer, tts_engine, None)
         except EngineError as exc:
             if exc.status == 422 and tts_engine:
                 return _error(422, exc.message)
@@ -342,7 +364,7 @@ async def mic_chat(
     history_error: str | None = None
     meta = {"transcription": text, "language": transcript.language, "duration": round(transcript.duration, 3)}
     try:
-        saved = await st.history.save_exchange(
+        saved = await st.core.save_exchange(
             token,
             session_id=session_id,
             user_message={"content": text, "input_type": "voice", "metadata": meta, "model_used": used_model},
@@ -351,10 +373,15 @@ async def mic_chat(
                 "reasoning": reasoning or None,
                 "model_used": used_model,
                 "input_type": "voice",
-                "metadata": {"audio_path": audio_path, "research_mode": _truthy(research_mode)},
+                "metadata": {
+                    "audio_path": audio_path,
+                    "research_mode": research,
+                    "research": findings is not None,
+                    "sources": findings.cited() if findings else [],
+                },
             },
         )
-    except HistoryError as exc:
+    except CoreClientError as exc:
         history_error = str(exc)
         log.warning("could not save mic-chat to the chat history", extra={"error": str(exc)})
 
@@ -374,6 +401,9 @@ async def mic_chat(
         body["audio_path"] = audio_path
     if reasoning:
         body["reasoning"] = reasoning
+    if research:
+        body["sources"] = findings.sources if findings else []
+        body["sources_found"] = len(body["sources"])
     if notice:
         body["notice"] = notice
     if tts_error:

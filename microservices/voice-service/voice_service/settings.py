@@ -65,6 +65,12 @@ class Settings(ServiceSettings, LLMSettings):
     core_api_url: str = "http://127.0.0.1:8000"
     chat_max_tokens: int = Field(default=0, ge=0)
 
+    # mic-chat research mode: research-service's address (called with a token core-api's token
+    # exchange gives for the user), how many sources to read, and how long to wait for them.
+    research_service_url: str = "http://127.0.0.1:8001"
+    voice_research_max_sources: int = Field(default=4, ge=1, le=20)
+    voice_research_timeout_s: float = Field(default=30.0, gt=0, le=600)
+
     @field_validator("voice_stt_engine")
     @classmethod
     def _stt(cls, value: str) -> str:

@@ -18,7 +18,6 @@ from .api_keys import router as api_keys_router
 from .backend import LLMBackend
 from .history_routes import artifacts_router
 from .history_routes import router as history_router
-from .internal import InternalTokenChecker
 from .internal import router as internal_router
 from .models_routes import router as models_router
 from .routes import router as chat_router
@@ -43,15 +42,6 @@ def start(app: FastAPI, settings: Settings, pool: asyncpg.Pool, llm: LLMBackend 
     state.key_cipher = KeyCipher(settings.api_key_encryption_key) if settings.api_key_encryption_key else None
     if state.key_cipher is None:
         log.warning("API_KEY_ENCRYPTION_KEY is not set: /api/user/api-keys cannot store keys")
-    state.internal_checker = (
-        InternalTokenChecker(
-            settings.internal_auth_private_key,
-            settings.internal_history_token_max_age_s,
-            settings.internal_auth_leeway_s,
-        )
-        if settings.internal_auth_private_key
-        else None
-    )
     base = settings.llm_base_url
     log.info(
         "chat backend", extra={"provider": settings.llm_provider, "url": base, "default_model": settings.default_model}

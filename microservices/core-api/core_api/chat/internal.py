@@ -1,98 +1,23 @@
 """The internal history API: other services (voice's mic-chat, research-chat) write
 into the same chat history as `/api/chat`.
 
-Where it is reachable: under `/internal/history/…`, which is outside `/api/`, so
-nginx never forwards it (it sends only `/api/*` and `/health` to core-api) and
-the gateway does not proxy it. Only containers on the compose network (or
-loopback, natively) can call core-api there directly.
-
-Who may call it: services hold only the internal-auth *public* key, so they cannot
-mint tokens. A service sends back the `X-Internal-Auth` token the gateway gave it
-for the user's request. core-api verifies it with its own key pair: EdDSA
-signature, issuer, `typ`, and an audience that is one of the fleet's services;
-it then acts as that token's user — a service can only write into sessions of
-the user whose request it is serving (others' session ids are 404).
-
-A mic-chat or research answer can take longer than the token's 60 s lifetime, so
-here a token is accepted up to `INTERNAL_HISTORY_TOKEN_MAX_AGE_S` (default 900 s)
-after it was issued, instead of until its `exp`. Anything else — no header, a
-bad signature, a token for core-api itself, one older than that — is a 401.
+Who may call it and how: `core_api.internal.callers` — a service sends back the
+user's forwarded `X-Internal-Auth`, and acts as that token's user here: it can
+only write into sessions of the user whose request it is serving (others'
+session ids are 404).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from harvis_common.internal_auth import ALGORITHM, HEADER, ISSUER, TOKEN_TYPE, Identity, load_private_key
-
-from ..gateway.routes import SERVICE_PREFIXES
+from ..internal.callers import CallerIdentity as Caller
 from .store import TITLE_MAX, ChatStore, NewMessage, title_from
 
 router = APIRouter(prefix="/internal/history", tags=["internal"], include_in_schema=False)
-
-AUDIENCES = tuple(sorted(SERVICE_PREFIXES))  # the services the gateway signs tokens for
-UNAUTHORIZED = "Missing or invalid internal authentication"
-
-
-class InternalTokenChecker:
-    def __init__(self, private_key: str, max_age_s: int, leeway_s: int = 5) -> None:
-        self._public = load_private_key(private_key).public_key()
-        self.max_age_s = max_age_s
-        self.leeway_s = leeway_s
-
-    def public_key_b64(self) -> str:
-        import base64
-
-        raw = self._public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    def verify(self, token: str | None) -> tuple[Identity, str]:
-        """(identity, audience) of a valid token, else HTTPException 401."""
-        if not token:
-            raise HTTPException(401, UNAUTHORIZED)
-        try:
-            claims = jwt.decode(
-                token,
-                self._public,
-                algorithms=[ALGORITHM],
-                audience=list(AUDIENCES),
-                issuer=ISSUER,
-                options={"require": ["exp", "iat", "aud", "iss", "sub", "typ"], "verify_exp": False},
-            )
-            iat = int(claims["iat"])
-            user_id = int(claims["sub"])
-        except (jwt.PyJWTError, TypeError, ValueError) as exc:
-            raise HTTPException(401, UNAUTHORIZED) from exc
-        now = time.time()
-        if claims.get("typ") != TOKEN_TYPE or iat > now + self.leeway_s or now - iat > self.max_age_s:
-            raise HTTPException(401, UNAUTHORIZED)
-        identity = Identity(
-            user_id=user_id,
-            email=str(claims.get("email", "")),
-            username=str(claims.get("username", "")),
-            is_admin=bool(claims.get("adm", False)),
-            request_id=claims.get("rid"),
-        )
-        return identity, str(claims["aud"])
-
-
-def internal_identity(request: Request) -> Identity:
-    checker: InternalTokenChecker | None = request.app.state.internal_checker
-    if checker is None:
-        raise HTTPException(401, UNAUTHORIZED)
-    identity, audience = checker.verify(request.headers.get(HEADER))
-    request.scope.setdefault("state", {})["user_id"] = identity.user_id
-    request.scope["state"]["internal_caller"] = audience
-    return identity
-
-
-Caller = Annotated[Identity, Depends(internal_identity)]
 
 
 def _store(request: Request) -> ChatStore:

@@ -1,4 +1,4 @@
-"""harvis_common.history_client against a stub of core-api's internal history API."""
+"""harvis_common.core_client against a stub of core-api's internal API (history, token exchange)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from harvis_common.history_client import HistoryClient, HistoryError
+from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.internal_auth import HEADER
 
 
@@ -31,7 +31,17 @@ async def stub():
                           {"role": "assistant", "content": "a"}]}
         )  # fmt: skip
 
+    async def token(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(("token", request.headers.get(HEADER, ""), body))
+        if body["audience"] == "vibe-coding":
+            return web.json_response({"detail": "voice-service may not act at vibe-coding"}, status=403)
+        if body["audience"] == "broken":
+            return web.json_response({"no": "token"})
+        return web.json_response({"token": f"for-{body['audience']}", "audience": body["audience"]})
+
     app = web.Application()
+    app.router.add_post("/internal/token", token)
     app.router.add_post("/internal/history/exchange", exchange)
     app.router.add_get("/internal/history/sessions/{sid}/messages", messages)
     runner = web.AppRunner(app)
@@ -45,7 +55,7 @@ async def stub():
 
 async def test_save_exchange_and_recent(stub) -> None:
     url, seen = stub
-    client = HistoryClient(url + "/")
+    client = CoreClient(url + "/")
     try:
         saved = await client.save_exchange(
             "tok", user_message={"content": "q"}, assistant_message={"content": "a"}, title="T"
@@ -59,18 +69,34 @@ async def test_save_exchange_and_recent(stub) -> None:
         ]
         assert seen[-1][2] == {"limit": "5"}
         assert await client.recent("tok", "missing") == []
-        with pytest.raises(HistoryError, match="401"):
+        with pytest.raises(CoreClientError, match="401"):
             await client.save_exchange("bad", user_message={"content": "q"})
-        with pytest.raises(HistoryError):
+        with pytest.raises(CoreClientError):
             await client.save_exchange("", user_message={"content": "q"})
     finally:
         await client.close()
 
 
-async def test_unreachable_is_a_history_error() -> None:
-    client = HistoryClient("http://127.0.0.1:9", timeout_s=2)
+async def test_delegate(stub) -> None:
+    url, seen = stub
+    client = CoreClient(url)
     try:
-        with pytest.raises(HistoryError, match="unreachable"):
+        assert await client.delegate("tok", "research-service") == "for-research-service"
+        assert seen[-1] == ("token", "tok", {"audience": "research-service"})
+        with pytest.raises(CoreClientError, match=r"403.*may not act"):
+            await client.delegate("tok", "vibe-coding")
+        with pytest.raises(CoreClientError, match="no token"):
+            await client.delegate("tok", "broken")
+        with pytest.raises(CoreClientError, match="no internal token"):
+            await client.delegate("", "research-service")
+    finally:
+        await client.close()
+
+
+async def test_unreachable_is_an_error() -> None:
+    client = CoreClient("http://127.0.0.1:9", timeout_s=2)
+    try:
+        with pytest.raises(CoreClientError, match="unreachable"):
             await client.save_exchange("tok", user_message={"content": "q"})
     finally:
         await client.close()

@@ -1,11 +1,16 @@
-"""Client of core-api's internal history API (`/internal/history/…`).
+"""Client of core-api's internal API (`/internal/…`, never exposed through nginx).
 
-A service writes into the user's chat history by sending back the `X-Internal-Auth`
-token the gateway gave it for the user's request; core-api acts as that token's user.
+A service acts for the user whose request it is serving by sending back the
+`X-Internal-Auth` token the gateway gave it for that request; core-api acts as
+that token's user. Two things are there:
 
-    history = HistoryClient(settings.core_api_url)
-    saved = await history.save_exchange(token, user_message={"content": q}, assistant_message={...})
-    saved["session_id"]
+- the chat history (`/internal/history/…`): write and read the user's sessions;
+- token exchange (`/internal/token`): a token for another service, for the same
+  user, where core-api's delegation policy allows it (voice → research).
+
+    core = CoreClient(settings.core_api_url)
+    saved = await core.save_exchange(token, user_message={"content": q}, assistant_message={...})
+    research_token = await core.delegate(token, "research-service")
 
 Needs `aiohttp` in the service's requirements.
 """
@@ -18,14 +23,14 @@ import aiohttp
 
 from .internal_auth import HEADER
 
-__all__ = ["HistoryClient", "HistoryError"]
+__all__ = ["CoreClient", "CoreClientError"]
 
 
-class HistoryError(Exception):
-    """The chat history could not be read or written."""
+class CoreClientError(Exception):
+    """core-api's internal API refused or could not be reached."""
 
 
-class HistoryClient:
+class CoreClient:
     def __init__(self, base_url: str, timeout_s: float = 10.0, session: aiohttp.ClientSession | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=3)
@@ -38,7 +43,7 @@ class HistoryClient:
 
     async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> tuple[int, Any]:
         if not token:
-            raise HistoryError("no internal token to act for the user")
+            raise CoreClientError("no internal token to act for the user")
         try:
             async with self._http().request(
                 method, self.base_url + path, headers={HEADER: token}, timeout=self.timeout, **kwargs
@@ -46,10 +51,10 @@ class HistoryClient:
                 if resp.status == 404:
                     return 404, None
                 if resp.status >= 400:
-                    raise HistoryError(f"chat history answered {resp.status}: {(await resp.text())[:300]}")
+                    raise CoreClientError(f"core-api {path} answered {resp.status}: {(await resp.text())[:300]}")
                 return resp.status, await resp.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise HistoryError(f"chat history unreachable: {exc}") from exc
+            raise CoreClientError(f"core-api unreachable: {exc}") from exc
 
     async def recent(self, token: str, session_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """Earlier user/assistant messages of `session_id`, oldest first; [] for an unknown one."""
@@ -79,8 +84,15 @@ class HistoryClient:
             body["title"] = title
         status, data = await self._call("POST", "/internal/history/exchange", token, json=body)
         if status == 404 or not isinstance(data, dict):
-            raise HistoryError("chat history did not save the exchange")
+            raise CoreClientError("chat history did not save the exchange")
         return data
+
+    async def delegate(self, token: str, audience: str) -> str:
+        """A fresh internal token for `audience` (another service), for the same user."""
+        _, data = await self._call("POST", "/internal/token", token, json={"audience": audience})
+        if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+            raise CoreClientError("core-api gave no token")
+        return data["token"]
 
     async def close(self) -> None:
         if self._session is not None:
