@@ -255,6 +255,7 @@ class SessionManager:
 
     async def _teardown(self, session: Session) -> None:
         browser, session.browser = session.browser, None
+        proxy = session.proxy  # this browser's: a relaunch gives the session a new one
         loop = asyncio.get_running_loop()
         if browser is not None:
             browser.kill_nowait()
@@ -263,7 +264,7 @@ class SessionManager:
             except Exception:
                 log.exception("browser close failed", extra={"session": session.id})
         shutil.rmtree(session.profile_dir, ignore_errors=True)
-        await session.proxy.close()
+        await proxy.close()
 
     async def mark_crashed(self, session: Session, reason: str) -> None:
         if session.state != "ready":
@@ -334,7 +335,10 @@ class SessionManager:
                 log.info("browser session idle, closing", extra={"session": session.id})
                 await self.close(session)
             elif session.state == "ready" and session.browser is not None and not session.browser.alive():
-                await self.mark_crashed(session, "the browser process exited")
+                # Under the session's lock (free: checked above, no await since), so a navigate
+                # can't relaunch while this teardown still owns the profile dir and the proxy.
+                async with session.lock:
+                    await self.mark_crashed(session, "the browser process exited")
 
     def stats(self) -> dict[str, Any]:
         return {

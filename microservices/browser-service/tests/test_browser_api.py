@@ -176,6 +176,35 @@ def test_a_crashed_browser_is_reported_and_recreated(app_client: TestClient, kit
         close(app_client, h, sid)
 
 
+def test_a_relaunch_waits_for_the_reapers_teardown(app_client: TestClient, kit: InternalAuthKit, site: str) -> None:
+    """The reaper finds the dead browser first and tears it down slowly; a navigate meanwhile
+    must not get a new browser whose proxy and profile that teardown then removes."""
+    h = as_user(kit, 22)
+    sid = navigate(app_client, h, site + "/")["session_id"]
+    try:
+        old = app_client.app.state.sessions.sessions[sid].browser
+        real_close = old.close
+
+        def slow_close() -> None:
+            time.sleep(3)
+            real_close()
+
+        old.close = slow_close  # runs in a worker thread, as the real one does
+        os.kill(browser_pid(app_client, sid), signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while app_client.get(f"/api/browser/session/{sid}", headers=h).json()["state"] != "crashed":
+            assert time.monotonic() < deadline, "the reaper did not notice the dead browser"
+            time.sleep(0.1)
+        again = navigate(app_client, h, site + "/two", session_id=sid)
+        assert again["recreated"] is True and again["title"] == "Two"
+        time.sleep(3)  # past the old teardown's end
+        r = interact(app_client, h, sid, action="extract")
+        assert r.status_code == 200 and "Two" in r.json()["title"], r.text
+        assert navigate(app_client, h, site + "/", session_id=sid)["recreated"] is False
+    finally:
+        close(app_client, h, sid)
+
+
 def test_idle_sessions_expire_and_leave_nothing_behind(app_client: TestClient, kit: InternalAuthKit, site: str) -> None:
     h = as_user(kit, 31)
     sid = navigate(app_client, h, site + "/", idle_timeout_s=1)["session_id"]
