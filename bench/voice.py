@@ -9,7 +9,8 @@ builds it). Measures, on non-repeating speech (repeated sentences make Whisper r
 temperatures and distort the figure) synthesised by Piper:
 
 - STT real-time factor (processing time / audio time) of faster-whisper, Whisper base int8,
-  on >= 20 s of speech, at beam 1 and beam 5, and the latency of one ~3 s utterance;
+  on >= 20 s of speech, at beam 1 and beam 5, and the latency of one ~3 s utterance, with
+  the language given and detected (the front end's mic-chat gives none);
 - TTS real-time factor of Piper and espeak-ng, and Piper's time to the first audio chunk
   when streaming (and, with --base, to the first byte of /api/tts?stream=true via nginx);
 - model load times, and the install footprint of voice-service's venv (the default image's
@@ -154,6 +155,9 @@ def main() -> None:
         results[f"stt_rtf_beam{beam}"] = min(runs) / (samples.size / 16000)
         lat = [timed(stt.transcribe, short_samples, "en")[1] for _ in range(3)]
         results[f"stt_short_latency_beam{beam}_s"] = statistics.median(lat)
+        # No language given, as the front end's mic-chat sends: Whisper detects it.
+        lat = [timed(stt.transcribe, short_samples, None)[1] for _ in range(3)]
+        results[f"stt_short_latency_auto_beam{beam}_s"] = statistics.median(lat)
     results.update(footprint(sys.executable))
     results["threads"] = args.threads
     results["numpy"] = np.__version__

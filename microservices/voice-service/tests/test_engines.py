@@ -24,6 +24,24 @@ def test_piper_speaks_and_whisper_understands(engines: Engines, speech_wav: byte
     assert 2.0 < transcript.duration < 10.0
 
 
+def test_language_detection_costs_no_second_encoder_pass(engines: Engines, speech_wav: bytes) -> None:
+    """With no language given (the front end's mic-chat), the first 30 s window is encoded
+    once for detection and transcription together; a repeated request is encoded again."""
+    stt = engines.stt["faster-whisper"]
+    samples = decode(speech_wav, 60)
+    stt.transcribe(samples, "en")  # loaded
+    model = stt.slot.acquire()
+    stt.slot.release()
+    before = model.encodes
+    for _ in range(2):
+        transcript = stt.transcribe(samples, None)
+        assert transcript.language == "en" and word_error_rate(SENTENCE, transcript.text) <= 0.1, transcript.text
+    assert model.encodes - before == 2  # one window per request, nothing kept across requests
+    german = engines.tts["espeak"].synthesize("Guten Morgen, wie geht es dir heute? Das Wetter ist schön.", "de")
+    heard = stt.transcribe(decode(wav_bytes(german.pcm16, german.sample_rate), 60), None)
+    assert heard.language == "de", heard  # detection still tells languages apart
+
+
 def test_espeak_fallback_speaks_understandably(engines: Engines) -> None:
     speech = engines.tts["espeak"].synthesize("Good morning. This is a short test of the speaker.", None)
     assert speech.sample_rate == 22050 and speech.seconds > 1.0

@@ -185,7 +185,7 @@ class FasterWhisperEngine(STTEngine):
         return None
 
     def load(self) -> Any:
-        from faster_whisper import WhisperModel
+        from .whisper_model import SingleEncodeWhisperModel as WhisperModel
 
         s = self.settings
         kw: dict[str, Any] = {
