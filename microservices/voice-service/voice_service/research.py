@@ -70,10 +70,10 @@ class WebResearch:
                     log.warning("research-service refused", extra={"status": resp.status, "error": detail})
                     raise ResearchUnavailable(f"research-service answered {resp.status}")
                 data = await resp.json()
+        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
+            raise ResearchUnavailable("research-service took too long") from exc
         except (aiohttp.ClientError, ValueError) as exc:
             raise ResearchUnavailable("research-service is not reachable") from exc
-        except TimeoutError as exc:
-            raise ResearchUnavailable("research-service took too long") from exc
         if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
             raise ResearchUnavailable("research-service gave no sources")
         return Findings(
