@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.diagnostics import SSE_HEADERS, sse_event
@@ -28,6 +28,8 @@ router = APIRouter(tags=["research"])
 
 Caller = Annotated[Identity, Depends(current_identity)]
 MAX_QUERY = 2000
+# A query, message or claim: surrounding blanks dropped, and then not empty.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY)]
 
 
 def _researcher(request: Request) -> Researcher:
@@ -54,16 +56,9 @@ def _llm_error(exc: LLMError) -> HTTPException:
 
 
 class WebSearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY)
+    query: Text
     max_results: int = Field(default=5, ge=1, le=20)
     extract_content: bool = False
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("query is empty")
-        return v.strip()
 
 
 @router.post("/api/web-search")
@@ -102,15 +97,8 @@ async def web_search(body: WebSearchRequest, identity: Caller, request: Request)
 
 
 class SourcesRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY)
+    query: Text
     max_sources: int | None = Field(default=None, ge=1, le=20)
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("query is empty")
-        return v.strip()
 
 
 @router.post("/api/research/sources")
@@ -138,7 +126,7 @@ class HistoryItem(BaseModel):
 
 
 class ResearchChatRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=MAX_QUERY)
+    message: Text
     history: list[HistoryItem] = Field(default_factory=list, max_length=500)
     model: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=64)
@@ -150,18 +138,11 @@ class ResearchChatRequest(BaseModel):
     low_vram: bool | None = None
     tts_engine: str | None = Field(default=None, max_length=100)
 
-    @field_validator("message")
-    @classmethod
-    def _message(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("message is empty")
-        return v
-
 
 async def _research_events(body: ResearchChatRequest, request: Request, token: str) -> AsyncIterator[bytes]:
     researcher = _researcher(request)
     settings = request.app.state.settings
-    question = body.message.strip()
+    question = body.message
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     yield sse_event({"status": "starting", "message": "Starting research"})
@@ -299,15 +280,8 @@ FACT_SYSTEM = (
 
 
 class FactCheckRequest(BaseModel):
-    claim: str = Field(min_length=1, max_length=MAX_QUERY)
+    claim: Text
     model: str | None = Field(default=None, max_length=200)
-
-    @field_validator("claim")
-    @classmethod
-    def _claim(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("claim is empty")
-        return v.strip()
 
 
 def parse_verdict(text: str, has_sources: bool) -> tuple[str, float, str]:
