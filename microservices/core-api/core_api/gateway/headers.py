@@ -17,22 +17,26 @@ HOP_BY_HOP = frozenset(
 )
 _NOT_NAMED_IN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
-# Request headers the gateway drops or rewrites: the user's credentials (services
-# get identity only from the signed header), anything claiming to be that header,
-# our own forwarding headers, and `Expect` (the ASGI server already answered it).
-_REQUEST_SPECIAL = HOP_BY_HOP | {
-    b"host",
-    b"authorization",
-    b"cookie",
-    b"x-internal-auth",
-    b"x-request-id",
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    b"content-length",
-    b"accept",
-    b"expect",
-}
+# Never passed on as the client sent them, over HTTP or WebSocket: the user's credentials
+# (services get identity only from the signed header), anything claiming to be that header,
+# and the headers the gateway sets itself for the hop.
+IDENTITY_AND_FORWARDING = frozenset(
+    {
+        b"host",
+        b"authorization",
+        b"cookie",
+        b"x-internal-auth",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"content-length",
+    }
+)
+
+# HTTP request headers dropped or rewritten: those, and `Expect` (the ASGI server already
+# answered it); `Accept` is looked at (does the client want a stream?) and passed on.
+_REQUEST_SPECIAL = HOP_BY_HOP | IDENTITY_AND_FORWARDING | {b"accept", b"expect"}
 
 # Response headers not passed back: hop-by-hop, and those the ASGI server or the
 # gateway sets itself (a second Date/Server/X-Request-ID would be a duplicate).

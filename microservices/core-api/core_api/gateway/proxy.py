@@ -84,6 +84,23 @@ class Gateway:
     def ready(self) -> bool:
         return bool(self.pools) and self._auth is not None and self._signer is not None
 
+    def identify(self, credential: str | None, service: str, request_id: str) -> tuple[int, str] | None:
+        """(user id, the signed X-Internal-Auth for `service`) for a valid user credential, else
+        None. HTTP and WebSocket requests both go through here; call only when `ready`."""
+        assert self._auth is not None and self._signer is not None
+        user = self._auth.authenticate(credential) if credential else None
+        if user is None:
+            return None
+        signed = self._signer.sign(
+            service,
+            user_id=user.id,
+            email=user.email,
+            username=user.username,
+            is_admin=user.is_admin,
+            request_id=request_id,
+        )
+        return user.id, signed
+
     # ---------------------------------------------------------------- ASGI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,26 +160,16 @@ class Gateway:
         status = 0
         user_id = None
         try:
-            auth, signer = self._auth, self._signer
-            if auth is None or signer is None or not self.pools:
+            if not self.ready:
                 status = 503
                 await send_json_error(send, 503, "The gateway is starting", rid)
                 return
-            credential = token_from_headers(scope["headers"])
-            user = auth.authenticate(credential) if credential else None
-            if user is None:
+            identified = self.identify(token_from_headers(scope["headers"]), route.service, rid)
+            if identified is None:
                 status = 401
                 await send_json_error(send, 401, UNAUTHORIZED, rid, WWW_AUTHENTICATE)
                 return
-            user_id = user.id
-            signed = signer.sign(
-                route.service,
-                user_id=user.id,
-                email=user.email,
-                username=user.username,
-                is_admin=user.is_admin,
-                request_id=rid,
-            )
+            user_id, signed = identified
             status = await self._exchange(scope, receive, send, route, signed.encode(), rid)
         finally:
             log_access(scope, status, start, user_id, route.service)

@@ -25,7 +25,7 @@ from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header
 
 from ..auth.context import token_from_headers
 from .asgi import UNAUTHORIZED, Message, Receive, Scope, Send, log_access
-from .headers import COOKIE_NAME, HOP_BY_HOP, forwarded_proto, strip_cookie
+from .headers import COOKIE_NAME, HOP_BY_HOP, IDENTITY_AND_FORWARDING, forwarded_proto, strip_cookie
 from .routes import has_dot_segment
 
 if TYPE_CHECKING:
@@ -39,18 +39,7 @@ CLOSE_POLICY = 1008
 MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's own default limit
 
 # Handshake and credential headers are the client library's to set, or ours.
-_DROP = HOP_BY_HOP | {
-    b"host",
-    b"authorization",
-    b"cookie",
-    b"x-internal-auth",
-    b"x-request-id",
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    b"content-length",
-    b"user-agent",
-}
+_DROP = HOP_BY_HOP | IDENTITY_AND_FORWARDING | {b"user-agent"}
 
 
 def _token(scope: Scope) -> str | None:
@@ -136,26 +125,17 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
     try:
         if (await receive())["type"] != "websocket.connect":
             return
-        auth, signer, pool = gateway._auth, gateway._signer, gateway.pools.get(route.service)
-        if auth is None or signer is None or pool is None:
+        pool = gateway.pools.get(route.service)
+        if not gateway.ready or pool is None:
             outcome = CLOSE_TRY_AGAIN
             await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, "The gateway is starting")
             return
-        credential = _token(scope)
-        user = auth.authenticate(credential) if credential else None
-        if user is None:
+        identified = gateway.identify(_token(scope), route.service, rid)
+        if identified is None:
             outcome = CLOSE_UNAUTHORIZED
             await _accept_and_close(send, rid, CLOSE_UNAUTHORIZED, UNAUTHORIZED)
             return
-        user_id = user.id
-        signed = signer.sign(
-            route.service,
-            user_id=user.id,
-            email=user.email,
-            username=user.username,
-            is_admin=user.is_admin,
-            request_id=rid,
-        )
+        user_id, signed = identified
         endpoint = pool.endpoint
         raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
         url = (
