@@ -1,5 +1,5 @@
-"""Helpers for tests: X-Internal-Auth headers a service accepts, throwaway databases, an event
-loop in a thread for stub servers."""
+"""Helpers for tests: X-Internal-Auth headers a service accepts, throwaway databases, stub
+servers (aiohttp apps on a free port) and an event loop in a thread to run them beside a TestClient."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import os
 import threading
 import uuid
 from collections.abc import Awaitable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .internal_auth import HEADER, InternalSigner, generate_keypair
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class InternalAuthKit:
@@ -104,3 +107,16 @@ class BackgroundLoop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+async def serve_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+    """An aiohttp app (a stub of a service, a test site) on a free port of `host`:
+    (its runner — `await runner.cleanup()` when done — and its base URL). Needs aiohttp."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://{host}:{port}"

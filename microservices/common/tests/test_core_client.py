@@ -9,6 +9,7 @@ from aiohttp import web
 
 from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.internal_auth import HEADER
+from harvis_common.testing import serve_app
 
 
 @pytest.fixture
@@ -44,12 +45,8 @@ async def stub():
     app.router.add_post("/internal/token", token)
     app.router.add_post("/internal/history/exchange", exchange)
     app.router.add_get("/internal/history/sessions/{sid}/messages", messages)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
+    runner, url = await serve_app(app)
+    yield url, seen
     await runner.cleanup()
 
 

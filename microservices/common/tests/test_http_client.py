@@ -12,6 +12,7 @@ from aiohttp import web
 from harvis_common import http_client
 from harvis_common.http_client import FetchError, SafeHTTPClient, VettedResolver, fetch
 from harvis_common.ssrf import SSRFBlocked, SSRFPolicy
+from harvis_common.testing import serve_app
 
 LOCAL = SSRFPolicy.from_setting("127.0.0.1/32")
 SEEN: dict[str, object] = {}  # what the last /hello request carried
@@ -58,12 +59,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/loop", loop)
     app.router.add_get("/big", big)
     app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
+    runner, base = await serve_app(app)
     try:
         yield base
     finally:

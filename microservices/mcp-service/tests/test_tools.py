@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 from conftest import Harness
 
+from harvis_common.testing import serve_app
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_twilio import FakeTwilio
 
@@ -40,13 +42,9 @@ async def site() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     app.router.add_post("/hook", hook)
     app.router.add_get("/page", page)
     app.router.add_get("/moved", moved)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    s = web.TCPSite(runner, "127.0.0.1", 0)
-    await s.start()
-    port = s._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await serve_app(app)
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield url, seen
     finally:
         await runner.cleanup()
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER
-from harvis_common.testing import InternalAuthKit
+from harvis_common.testing import InternalAuthKit, serve_app
 from research_service.app import create_app
 from research_service.settings import Settings
 
@@ -41,16 +41,9 @@ class HistoryStub:
 def history(background: Background) -> Iterator[tuple[HistoryStub, str]]:
     stub = HistoryStub()
 
-    async def start() -> tuple[web.AppRunner, str]:
-        app = web.Application()
-        app.router.add_post("/internal/history/exchange", stub.exchange)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    runner, url = background.run(start())
+    app = web.Application()
+    app.router.add_post("/internal/history/exchange", stub.exchange)
+    runner, url = background.run(serve_app(app))
     yield stub, url
     background.run(runner.cleanup())
 

@@ -12,6 +12,7 @@ from research_web import ARTICLES, BOILERPLATE_MARKERS
 
 from harvis_common.http_client import SafeHTTPClient
 from harvis_common.ssrf import SSRFPolicy
+from harvis_common.testing import serve_app
 from research_service.cache import MemoryCache
 from research_service.fetch import PageFetcher
 
@@ -31,17 +32,10 @@ def canary(background: Background) -> Iterator[int]:
         return web.Response(text="<html><body><article><p>SECRET internal data</p></article></body></html>",
                             content_type="text/html")  # fmt: skip
 
-    async def start() -> tuple[web.AppRunner, int]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    runner, port = background.run(start())
-    yield port
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner, url = background.run(serve_app(app))
+    yield int(url.rsplit(":", 1)[1])
     background.run(runner.cleanup())
 
 

@@ -18,7 +18,7 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER, InternalAuthError, InternalVerifier
-from harvis_common.testing import BackgroundLoop, InternalAuthKit
+from harvis_common.testing import BackgroundLoop, InternalAuthKit, serve_app
 from voice_service.app import build_app
 from voice_service.chat import RESEARCH_PROMPT, SYSTEM_PROMPT, speakable
 
@@ -87,11 +87,7 @@ class Stubs:
         app.router.add_post("/internal/token", self.token)
         app.router.add_post("/internal/history/exchange", self.exchange)
         app.router.add_post("/api/research/sources", self.sources)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return await serve_app(app)
 
 
 @pytest.fixture(scope="module")
