@@ -10,17 +10,12 @@ echoes the prompt, so a prompt that carries workflow JSON gives a deterministic 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE_URL, ROOT, Fleet, new_user, wait_for
-
-FAKE = ROOT / "tests" / "fakes" / "fake_ollama.py"
+from conftest import BASE_URL, FakeOllamaProcess, Fleet, new_user, wait_for
 
 GREETING = {
     "name": "E2E greeting",
@@ -194,35 +189,16 @@ def test_optimize_is_grounded_in_stored_examples(client: httpx.Client, n8n: Flee
 # ---------------------------------------------------------------- the prompt builder (fake Ollama)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fake_llm(n8n: Fleet) -> Iterator[str]:
-    port = _free_port()
-    log = n8n.log_path("fake-ollama-n8n").open("ab")
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _up(url), 15), "fake ollama did not start"
-        n8n.restart("n8n-integration",
-                    {"LLM_PROVIDER": "ollama", "OLLAMA_URL": url, "DEFAULT_MODEL": "fake-llama:latest"})  # fmt: skip
-        assert wait_for(_n8n_ready, 60, 0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        n8n.restart("n8n-integration")
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/api/version", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with FakeOllamaProcess(n8n, "fake-ollama-n8n") as fake:
+        try:
+            env = {"LLM_PROVIDER": "ollama", "OLLAMA_URL": fake.url, "DEFAULT_MODEL": "fake-llama:latest"}
+            n8n.restart("n8n-integration", env)
+            assert wait_for(_n8n_ready, 60, 0.5)
+            yield fake.url
+        finally:
+            n8n.restart("n8n-integration")
 
 
 def _echo_safe(obj: dict[str, Any]) -> str:

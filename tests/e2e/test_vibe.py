@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE_URL, ROOT, Fleet, User, new_user, wait_for
+from conftest import BASE_URL, ROOT, FakeOllamaProcess, Fleet, User, new_user
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-FAKE = ROOT / "tests" / "fakes" / "fake_ollama.py"
 WS_URL = BASE_URL.replace("http://", "ws://")
 
 
@@ -204,35 +200,16 @@ def test_terminal_websocket_runs_a_command(client: httpx.Client, user: User, sid
 # ---------------------------------------------------------------- AI assist
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fake_ollama_for_vibe(fleet_proc: Fleet) -> Iterator[str]:
-    port = _free_port()
-    log = fleet_proc.log_path("fake-ollama-vibe").open("ab")
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
+    with FakeOllamaProcess(fleet_proc, "fake-ollama-vibe") as fake:
         try:
-            return httpx.get(url + "/api/version", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        assert wait_for(up, 15), "fake ollama did not start"
-        fleet_proc.restart(
-            "vibe-coding", {"LLM_PROVIDER": "ollama", "OLLAMA_URL": url, "DEFAULT_MODEL": "fake-llama:latest"}
-        )
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        fleet_proc.restart("vibe-coding")
+            fleet_proc.restart(
+                "vibe-coding", {"LLM_PROVIDER": "ollama", "OLLAMA_URL": fake.url, "DEFAULT_MODEL": "fake-llama:latest"}
+            )
+            yield fake.url
+        finally:
+            fleet_proc.restart("vibe-coding")
 
 
 def test_ai_assist_proposes_a_diff_and_applies_it(client: httpx.Client, user: User, fake_ollama_for_vibe: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import RESEARCH_WEB, FakeOllamaProcess, Fleet, User, new_user, wait_for
+from conftest import RESEARCH_WEB, FakeOllamaProcess, Fleet, User, http_up, new_user, wait_for
 
 SENTENCES = [
     "The weather today is sunny with a light breeze from the west.",
@@ -32,18 +32,11 @@ def voice(fleet_proc: Fleet) -> Iterator[Fleet]:
     fleet_proc.restart("voice-service", VOICE_ENV)
     base = fleet_proc.prep.llm_env.get("OPENAI_API_BASE")
     if base:
-        wait_for(lambda: _up(base + "/models"), 120, 1)
+        wait_for(lambda: http_up(base + "/models", 2), 120, 1)
     try:
         yield fleet_proc
     finally:
         fleet_proc.restart("voice-service")
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def words(text: str) -> list[str]:
