@@ -12,7 +12,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import os
 import shutil
@@ -21,9 +20,7 @@ import socketserver
 import ssl
 import subprocess
 import sys
-import tarfile
 import threading
-import zipfile
 from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +34,7 @@ from conftest import BASE_URL, E2E_ENV, MCP_E2E_PORTS, ROOT, User, new_user
 sys.path.insert(0, str(ROOT / "microservices" / "mcp-service" / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from fake_twilio import FakeTwilio
-from hostile import BAD_URLS, INJECTION, NON_PUBLIC, PATH_PAYLOADS, SYMLINKS, THROUGH_SYMLINKS
+from hostile import BAD_URLS, INJECTION, NON_PUBLIC, PATH_PAYLOADS, SYMLINKS, THROUGH_SYMLINKS, tar_with, zip_with
 
 WORKSPACES = Path(E2E_ENV["MCP_WORKSPACE_DIR"])
 SECRET = E2E_ENV["WEBHOOK_SECRET"]
@@ -510,48 +507,21 @@ def test_hostile_paths_never_escape(client: httpx.Client, user: User, tmp_path: 
     assert not (workspace / "stolen").exists() and not (workspace / "out.zip").exists()
 
 
-def _zip(members: list[tuple[str, bytes, int | None]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data, mode in members:
-            info = zipfile.ZipInfo(name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            if mode is not None:
-                info.external_attr = mode << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
-
-
-def _tar(members: list[tuple[str, str, str]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, kind, payload in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                info.size = len(payload)
-                tf.addfile(info, io.BytesIO(payload.encode()))
-            else:
-                info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
-                info.linkname = payload
-                tf.addfile(info)
-    return buf.getvalue()
-
-
 def test_hostile_archives_are_refused(client: httpx.Client, user: User) -> None:
     link = 0o120777
     archives = {
-        "dotdot.zip": _zip([("../evil.txt", b"x", None)]),
-        "deep.zip": _zip([("a/../../../evil.txt", b"x", None)]),
-        "abs.zip": _zip([("/tmp/harvis-e2e-evil.txt", b"x", None)]),
-        "link.zip": _zip([("l", b"/etc", link)]),
-        "link-write.zip": _zip([("l", b"/tmp", link), ("l/harvis-e2e-evil.txt", b"x", None)]),
-        "dotdot.tar.gz": _tar([("../evil.txt", "file", "x")]),
-        "abs.tar.gz": _tar([("/tmp/harvis-e2e-evil.txt", "file", "x")]),
-        "sym.tar.gz": _tar([("l", "sym", "/etc")]),
-        "sym-write.tar.gz": _tar([("l", "sym", "/tmp"), ("l/harvis-e2e-evil.txt", "file", "x")]),
-        "hard.tar.gz": _tar([("p", "hard", "/etc/passwd")]),
-        "fifo.tar.gz": _tar([("f", "fifo", "")]),
-        "bomb.zip": _zip([("zeros.bin", b"\0" * 120_000_000, None)]),
+        "dotdot.zip": zip_with([("../evil.txt", b"x", None)]),
+        "deep.zip": zip_with([("a/../../../evil.txt", b"x", None)]),
+        "abs.zip": zip_with([("/tmp/harvis-e2e-evil.txt", b"x", None)]),
+        "link.zip": zip_with([("l", b"/etc", link)]),
+        "link-write.zip": zip_with([("l", b"/tmp", link), ("l/harvis-e2e-evil.txt", b"x", None)]),
+        "dotdot.tar.gz": tar_with([("../evil.txt", "file", "x")]),
+        "abs.tar.gz": tar_with([("/tmp/harvis-e2e-evil.txt", "file", "x")]),
+        "sym.tar.gz": tar_with([("l", "sym", "/etc")]),
+        "sym-write.tar.gz": tar_with([("l", "sym", "/tmp"), ("l/harvis-e2e-evil.txt", "file", "x")]),
+        "hard.tar.gz": tar_with([("p", "hard", "/etc/passwd")]),
+        "fifo.tar.gz": tar_with([("f", "fifo", "")]),
+        "bomb.zip": zip_with([("zeros.bin", b"\0" * 120_000_000, None)]),
     }
     workspace = WORKSPACES / str(user_id(client, user))
     for name, data in archives.items():

@@ -1,8 +1,12 @@
-"""Hostile inputs shared by the unit tests (the e2e suite has its own copy of
-the same families): path traversal in every spelling, and injection into the
-network tools' targets."""
+"""Hostile inputs shared by the unit tests and the e2e suite (tests/e2e/test_mcp.py imports
+this module): path traversal in every spelling, injection into the network tools' targets,
+and archives built to escape their extraction directory."""
 
 from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
 
 # Paths a user might try, relative to their workspace; every one must be refused.
 TRAVERSAL = [
@@ -193,3 +197,43 @@ BAD_URLS = [
     " http://example.com",
     "http://example.com\r\nX-Injected: 1",
 ]
+
+
+# ---------------------------------------------------------------- hostile archives
+
+
+def zip_with(members: list[tuple[str, bytes, int | None]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data, mode in members:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if mode is not None:
+                info.external_attr = mode << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def tar_with(members: list[tuple[str, str, bytes | str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = payload if isinstance(payload, bytes) else payload.encode()
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "dir": tarfile.DIRTYPE,
+            }[kind]
+            if kind in ("sym", "hard"):
+                info.linkname = str(payload)
+            if kind == "chr":
+                info.devmajor, info.devminor = 1, 3
+            tf.addfile(info)
+    return buf.getvalue()

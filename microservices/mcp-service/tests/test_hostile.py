@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import stat
-import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Harness
-from hostile import BAD_URLS, INJECTION, NON_PUBLIC, PATH_PAYLOADS, SYMLINKS, THROUGH_SYMLINKS
+from hostile import BAD_URLS, INJECTION, NON_PUBLIC, PATH_PAYLOADS, SYMLINKS, THROUGH_SYMLINKS, tar_with, zip_with
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, str]:
@@ -142,43 +139,6 @@ async def test_benign_paths_work(harness: Harness, planted: Path) -> None:
 
 
 # ---------------------------------------------------------------- archives
-
-
-def zip_with(members: list[tuple[str, bytes, int | None]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data, mode in members:
-            info = zipfile.ZipInfo(name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            if mode is not None:
-                info.external_attr = mode << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
-
-
-def tar_with(members: list[tuple[str, str, bytes | str]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, kind, payload in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                data = payload if isinstance(payload, bytes) else payload.encode()
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-                continue
-            info.type = {
-                "sym": tarfile.SYMTYPE,
-                "hard": tarfile.LNKTYPE,
-                "chr": tarfile.CHRTYPE,
-                "fifo": tarfile.FIFOTYPE,
-                "dir": tarfile.DIRTYPE,
-            }[kind]
-            if kind in ("sym", "hard"):
-                info.linkname = str(payload)
-            if kind == "chr":
-                info.devmajor, info.devminor = 1, 3
-            tf.addfile(info)
-    return buf.getvalue()
 
 
 LINK = stat.S_IFLNK | 0o777
