@@ -10,7 +10,6 @@ persistence, disconnect and error checks, and restored afterwards.
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,25 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user, wait_for
-
-
-def parse_sse(raw: bytes) -> tuple[list[dict[str, Any]], int]:
-    """Events and heartbeat comments of a whole body; checks the contract's strict framing."""
-    assert raw.endswith(b"\n\n"), raw[-300:]
-    events, comments = [], 0
-    for block in raw.split(b"\n\n")[:-1]:
-        assert b"\n" not in block, f"an event spans lines: {block!r}"
-        if block.startswith(b":"):
-            comments += 1
-            continue
-        assert block.startswith(b"data: "), block
-        event = json.loads(block[6:])
-        assert "status" in event, event
-        events.append(event)
-    terminal = [e for e in events if e["status"] in ("complete", "error")]
-    assert len(terminal) == 1 and terminal[0] is events[-1], events[-3:]
-    return events, comments
+from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user, parse_sse, wait_for
 
 
 def chat(client: httpx.Client, user: User, body: dict[str, Any], path: str = "/api/chat") -> list[dict[str, Any]]:

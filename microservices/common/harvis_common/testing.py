@@ -120,3 +120,27 @@ async def serve_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://{host}:{port}"
+
+
+def parse_sse(raw: bytes, *, one_terminal: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """(events, heartbeat comments) of a whole SSE body, checking the contract's strict framing:
+    `data: <one JSON line>` blocks or `:` comments, every event with a `status`, and (unless
+    `one_terminal=False`, for a stream cut off on purpose) exactly one `complete`/`error`, last."""
+    import json
+
+    assert raw.endswith(b"\n\n"), raw[-300:]
+    events: list[dict[str, Any]] = []
+    comments = 0
+    for block in raw.split(b"\n\n")[:-1]:
+        assert b"\n" not in block, f"an event spans lines: {block!r}"
+        if block.startswith(b":"):
+            comments += 1
+            continue
+        assert block.startswith(b"data: "), block
+        event = json.loads(block[6:])
+        assert "status" in event, event
+        events.append(event)
+    if one_terminal:
+        terminal = [e for e in events if e["status"] in ("complete", "error")]
+        assert len(terminal) == 1 and terminal[0] is events[-1], events[-3:]
+    return events, comments

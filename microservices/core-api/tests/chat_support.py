@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import jwt
-import orjson
 import pytest_asyncio
 import uvicorn
 from conftest import ServiceFactory, bearer, new_user
@@ -26,6 +25,7 @@ from core_api.auth.routes import router as auth_router
 from core_api.chat.api_keys import generate_key
 from harvis_common.errors import install_error_handlers
 from harvis_common.internal_auth import generate_keypair, load_private_key
+from harvis_common.testing import parse_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_ollama import FakeOllama
@@ -107,23 +107,6 @@ async def make_chat_server(make_service: ServiceFactory) -> AsyncIterator[ChatSe
 @pytest_asyncio.fixture
 async def chat_server(make_chat_server: ChatServerFactory) -> ChatServer:
     return await make_chat_server()
-
-
-def parse_sse(raw: bytes) -> tuple[list[dict[str, Any]], int]:
-    """(events, heartbeat comments) of a whole SSE body, checking the strict framing."""
-    events: list[dict[str, Any]] = []
-    comments = 0
-    assert raw.endswith(b"\n\n"), raw[-200:]
-    for block in raw.split(b"\n\n")[:-1]:
-        assert b"\n" not in block, f"an event spans lines: {block!r}"
-        if block.startswith(b":"):
-            comments += 1
-            continue
-        assert block.startswith(b"data: "), block
-        events.append(orjson.loads(block[6:]))
-    for e in events:
-        assert "status" in e, e
-    return events, comments
 
 
 async def chat_events(

@@ -4,7 +4,6 @@ recording stub here (the real one is exercised end to end)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from aiohttp import web
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER
-from harvis_common.testing import InternalAuthKit, serve_app
+from harvis_common.testing import InternalAuthKit, parse_sse, serve_app
 from research_service.app import create_app
 from research_service.settings import Settings
 
@@ -79,16 +78,7 @@ def auth(kit: InternalAuthKit) -> dict[str, str]:
 
 
 def sse(raw: bytes) -> list[dict[str, Any]]:
-    assert raw.endswith(b"\n\n")
-    events = []
-    for block in raw.split(b"\n\n")[:-1]:
-        assert b"\n" not in block and block.startswith(b"data: "), block
-        ev = json.loads(block[6:])
-        assert "status" in ev
-        events.append(ev)
-    assert [e["status"] for e in events].count("complete") + [e["status"] for e in events].count("error") == 1
-    assert events[-1]["status"] in ("complete", "error")
-    return events
+    return parse_sse(raw)[0]
 
 
 def test_requires_internal_auth(client: TestClient) -> None:
