@@ -276,8 +276,9 @@ def resolve_n8n(datadir: Path) -> tuple[dict[str, str], list[str] | None, dict[s
     command's environment.
 
     N8N_URL in the environment points at an n8n that runs already (its key in N8N_API_KEY);
-    else a local n8n from npm (scripts/n8n_server.py: installed once into the cache, owner and
-    API key bootstrapped into `datadir/api-key`, which the service reads once it appears).
+    else a local n8n from npm (scripts/n8n_server.py: installed once into the cache); the service
+    provisions n8n's owner and an API key itself on first need (the owner password generated
+    into `datadir/owner-password`) and keeps the key in `datadir/api-key`.
     HARVIS_N8N=none starts nothing (the n8n routes then answer 503).
     """
     if os.environ.get("HARVIS_N8N", "auto").lower() == "none":
@@ -292,7 +293,11 @@ def resolve_n8n(datadir: Path) -> tuple[dict[str, str], list[str] | None, dict[s
         say(f"could not set up n8n ({exc}): the n8n routes will answer 503")
         return {}, None, {}
     port = int(os.environ.get("HARVIS_N8N_PORT", n8n_server.DEFAULT_PORT))
-    env = {"N8N_URL": n8n_server.base_url(port), "N8N_API_KEY_FILE": str(n8n_server.key_file(datadir))}
+    env = {
+        "N8N_URL": n8n_server.base_url(port),
+        "N8N_API_KEY_FILE": str(n8n_server.key_file(datadir)),
+        "N8N_OWNER_PASSWORD": n8n_server.owner_password(datadir),
+    }
     cmd = [PY, str(ROOT / "scripts" / "n8n_server.py"), "run", "--port", str(port)]
     return env, cmd, {"HARVIS_N8N_DIR": str(datadir)}
 

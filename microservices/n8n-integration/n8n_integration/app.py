@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import asyncpg
 from fastapi import FastAPI
 
@@ -18,7 +17,7 @@ from harvis_common.db import create_pool, migrate, ping
 from harvis_common.llm import LLMError, client_from_settings
 
 from .knowledge import Embeddings, KnowledgeBase, LLMEmbeddings, LocalEmbeddings, Match
-from .n8n_client import N8nClient, N8nError
+from .n8n_client import N8nClient
 from .routes import router
 from .settings import Settings
 from .store import Store
@@ -37,6 +36,8 @@ class State:
             settings.n8n_api_key,
             timeout_s=settings.n8n_request_timeout_s,
             api_key_file=settings.n8n_api_key_file,
+            owner_email=settings.n8n_owner_email,
+            owner_password=settings.n8n_owner_password,
         )
         self.llm = client_from_settings(settings)
         self.pool: asyncpg.Pool | None = None
@@ -50,12 +51,6 @@ class State:
         )
 
     async def start(self) -> None:
-        if not self.settings.n8n_api_key and self.settings.n8n_owner_password:
-            try:
-                await self.n8n.bootstrap_api_key(self.settings.n8n_owner_email, self.settings.n8n_owner_password)
-                log.info("n8n API key provisioned", extra={"owner": self.settings.n8n_owner_email})
-            except (N8nError, aiohttp.ClientError, OSError, ValueError) as exc:
-                log.warning("could not provision an n8n API key", extra={"error": str(exc)})
         if not self.settings.database_url:
             raise RuntimeError("DATABASE_URL is not set: n8n-integration keeps workflow ownership in PostgreSQL")
         self.pool = await create_pool(

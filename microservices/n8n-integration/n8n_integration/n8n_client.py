@@ -9,14 +9,34 @@ workflow is 422), n8n down or failing is 502 (503 when it can't be reached at al
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+log = logging.getLogger("n8n_integration")
+
 # What the public API accepts on create/update (it rejects any other property).
 WORKFLOW_FIELDS = ("name", "nodes", "connections", "settings", "staticData")
+
+
+def _read_key(path: str) -> str:
+    with contextlib.suppress(OSError):
+        return Path(path).read_text(encoding="utf-8").strip()
+    return ""
+
+
+def _store_key(path: str, key: str) -> None:
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.touch(mode=0o600)
+    file.chmod(0o600)
+    file.write_text(key + "\n", encoding="utf-8")
 
 
 class N8nError(Exception):
@@ -40,19 +60,42 @@ def _map_status(upstream: int) -> int:
 
 
 class N8nClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 15.0, api_key_file: str = "") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 15.0,
+        api_key_file: str = "",
+        owner_email: str = "",
+        owner_password: str = "",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.api_key_file = api_key_file
+        self.owner_email, self.owner_password = owner_email, owner_password
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._key_lock = asyncio.Lock()
 
-    def _read_key_file(self) -> None:
-        try:
-            with open(self.api_key_file, encoding="utf-8") as fh:
-                self.api_key = fh.read().strip()
-        except OSError:
-            return
+    async def _ensure_key(self) -> None:
+        """The public-API key, on first need: N8N_API_KEY, else the key file, else provisioned
+        from the owner's credentials (then kept in the key file, so a restart reuses it). Lazy,
+        because n8n may come up after this service; a failure is retried on the next call."""
+        async with self._key_lock:
+            if self.api_key:
+                return
+            if self.api_key_file:
+                self.api_key = await asyncio.to_thread(_read_key, self.api_key_file)
+            if self.api_key or not self.owner_password:
+                return
+            try:
+                key = await self.bootstrap_api_key(self.owner_email, self.owner_password)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                raise N8nError(503, f"n8n at {self.base_url} is not ready for key provisioning ({exc})") from exc
+            log.info("n8n API key provisioned", extra={"owner": self.owner_email})
+            if self.api_key_file:
+                await asyncio.to_thread(_store_key, self.api_key_file, key)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -73,10 +116,12 @@ class N8nClient:
         timeout_s: float | None = None,
         what: str = "n8n",
     ) -> Any:
-        if not self.api_key and self.api_key_file:
-            self._read_key_file()
         if not self.api_key and path.startswith("/api/"):
-            raise N8nError(503, "n8n is not configured: N8N_API_KEY is empty (and no key in N8N_API_KEY_FILE yet)")
+            await self._ensure_key()
+            if not self.api_key:
+                raise N8nError(
+                    503, "n8n is not configured: no N8N_API_KEY, no key in N8N_API_KEY_FILE, no N8N_OWNER_PASSWORD"
+                )
         url = self.base_url + path
         if body is None and method in ("POST", "PUT"):
             body = {}  # n8n answers 415 to a body-less POST (e.g. activate)

@@ -16,11 +16,11 @@ class Settings(ServiceSettings, LLMSettings):
     # The n8n instance (its public REST API /api/v1 and its webhooks) and its API key.
     n8n_url: str = "http://127.0.0.1:5678"
     n8n_api_key: str = ""
-    # A file holding the API key, read when N8N_API_KEY is empty (until it appears): the native
-    # runner's scripts/n8n_server.py writes .dev/n8n/api-key once n8n is up.
+    # A file holding the API key, read when N8N_API_KEY is empty; a key provisioned from the
+    # owner's credentials is written there, so a restart reuses it (native runner: .dev/n8n/api-key).
     n8n_api_key_file: str = ""
-    # Without N8N_API_KEY: the service creates n8n's owner account (first start of a fresh n8n)
-    # with these credentials, logs in and creates an API key itself (n8n's internal REST API).
+    # Without a key: on first need the service creates n8n's owner account (a fresh n8n) with these
+    # credentials, logs in and creates an API key itself (n8n's internal REST API).
     n8n_owner_email: str = "owner@harvis.local"
     n8n_owner_password: str = ""
     # Timeout of each call to n8n's API, and how long execute waits for a webhook run to finish.
