@@ -26,14 +26,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import CACHE, STATE, locked, say
+from fleet import CACHE, STATE, locked, say, wait_http
 
 N8N_VERSION = "2.8.4"
 XLSX_OVERRIDE = "0.18.5"
@@ -148,17 +145,8 @@ def owner_password(folder: Path | None = None) -> str:
 
 
 def wait_ready(port: int = DEFAULT_PORT, timeout: float = READY_TIMEOUT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            # /healthz answers before the REST routes exist; /rest/settings only once they do.
-            with urllib.request.urlopen(base_url(port) + "/rest/settings", timeout=2) as resp:  # noqa: S310
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    return False
+    # /healthz answers before the REST routes exist; /rest/settings only once they do.
+    return wait_http(base_url(port) + "/rest/settings", timeout)
 
 
 def main() -> int:

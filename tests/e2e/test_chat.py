@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user, parse_sse, wait_for
+from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user, wait_for
+
+from harvis_common.testing import parse_sse  # on the path from conftest
 
 
 def chat(client: httpx.Client, user: User, body: dict[str, Any], path: str = "/api/chat") -> list[dict[str, Any]]:
