@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from gateway_support import BEARER, Fleet, free_port, raw_request
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from gateway_support import BEARER, Fleet, ServerThread, free_port, raw_request
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,6 +72,43 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Ngi
     fleet.stop()
 
 
+def frontend_app() -> FastAPI:
+    """A stand-in for the web front end's server: its chat bridge at /api/ai-chat answers a
+    streamed echo of what reached it (or the route's own 400), every other path a page."""
+    app = FastAPI()
+
+    @app.post("/api/ai-chat", response_model=None)
+    async def ai_chat(request: Request) -> StreamingResponse | JSONResponse:
+        body = await request.json()
+        if not body.get("messages"):
+            return JSONResponse({"error": "No messages provided"}, status_code=400)
+        seen = {"path": request.url.path, "body": body, "headers": dict(request.headers)}
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield b"2:" + orjson.dumps([seen]) + b"\n"
+            for i in range(3):
+                await asyncio.sleep(0.4)
+                yield b'0:"chunk%d"\n' % i
+
+        return StreamingResponse(parts(), media_type="text/plain; charset=utf-8")
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def page(path: str) -> dict[str, str]:
+        return {"served_by": "frontend", "path": "/" + path}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def with_frontend(stack: tuple[Fleet, Nginx, Nginx], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """nginx in front of the same gateway, with a front end that runs."""
+    frontend = ServerThread(frontend_app()).start()
+    nginx = Nginx(tmp_path_factory.mktemp("nginx-frontend"), f"127.0.0.1:{stack[0].port}", f"127.0.0.1:{frontend.port}")
+    yield nginx
+    nginx.stop()
+    frontend.stop()
+
+
 @pytest.fixture
 async def client(stack: tuple[Fleet, Nginx, Nginx]) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack[1].url, trust_env=False, timeout=10) as c:
@@ -120,6 +159,79 @@ async def test_frontend_absent_is_json_502(client: httpx.AsyncClient) -> None:
     assert r.headers["x-request-id"] == "rid-fe"
     body = r.json()
     assert body["detail"] and body["message"]
+
+
+async def test_ai_chat_goes_to_the_front_end_and_streams(with_frontend: Nginx) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "model": "mistral"}
+    headers = {"Cookie": "access_token=tok-alice", "X-Request-ID": "rid-ai-chat"}
+    arrivals: list[float] = []
+    raw = b""
+    async with httpx.AsyncClient(base_url=with_frontend.url, trust_env=False, timeout=10) as c:
+        start = time.monotonic()
+        async with c.stream("POST", "/api/ai-chat", json=body, headers=headers) as r:
+            async for chunk in r.aiter_raw():
+                arrivals.extend(time.monotonic() - start for _ in range(chunk.count(b"\n")))
+                raw += chunk
+    assert r.status_code == 200 and r.headers["x-request-id"] == "rid-ai-chat"
+    lines = raw.decode().splitlines()
+    seen = orjson.loads(lines[0][2:])[0]
+    assert seen["path"] == "/api/ai-chat" and seen["body"] == body
+    assert seen["headers"]["cookie"] == "access_token=tok-alice" and seen["headers"]["x-request-id"] == "rid-ai-chat"
+    assert lines[1:] == ['0:"chunk0"', '0:"chunk1"', '0:"chunk2"']
+    # Not buffered: the first part came at once, the others as they were written.
+    assert len(arrivals) == 4 and arrivals[0] < 0.4 and arrivals[3] - arrivals[0] > 0.8
+
+
+@pytest.mark.parametrize("path", ["/api/ai-chatx", "/api/ai-chat/x", "/api/ai-chat/"])
+async def test_only_the_exact_ai_chat_path_goes_to_the_front_end(with_frontend: Nginx, path: str) -> None:
+    async with httpx.AsyncClient(base_url=with_frontend.url, trust_env=False, timeout=10) as c:
+        page = await c.get("/chat")
+        r = await c.post(path, json={"messages": [{"role": "user", "content": "hi"}]}, headers=BEARER)
+    assert page.json()["served_by"] == "frontend"  # the stand-in answers any path it gets
+    assert r.status_code == 404 and "served_by" not in r.json()  # the gateway's own 404
+
+
+async def test_front_end_errors_pass_through_unchanged(with_frontend: Nginx) -> None:
+    async with httpx.AsyncClient(base_url=with_frontend.url, trust_env=False, timeout=10) as c:
+        r = await c.post("/api/ai-chat", json={"messages": []})
+    assert r.status_code == 400 and r.json() == {"error": "No messages provided"}  # not nginx's error page
+
+
+async def test_ai_chat_without_the_front_end_is_json_502(client: httpx.AsyncClient) -> None:
+    start = time.monotonic()
+    r = await client.post("/api/ai-chat", json={"messages": []}, headers={"X-Request-ID": "rid-fe-chat"})
+    assert time.monotonic() - start < 2
+    assert r.status_code == 502 and r.headers["content-type"] == "application/json"
+    assert r.headers["x-request-id"] == "rid-fe-chat"
+    assert set(r.json()) == {"detail", "message"} and "/api/ai-chat" in r.json()["detail"]
+
+
+async def test_ai_chat_without_the_front_end_keeps_the_connection(stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    # The body arrives after the headers, as from a real client. nginx must read it before it
+    # answers 502, or the next request on this kept-alive connection finds it closed.
+    body = b'{"messages":[{"role":"user","content":"hi"}]}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack[1].port)
+    try:
+        writer.write(b"POST /api/ai-chat HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.write(body)
+        await asyncio.sleep(0.2)
+        writer.write(b"GET /api/local HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        answers = [await asyncio.wait_for(_read_response(reader), 5) for _ in range(2)]
+    finally:
+        writer.close()
+    assert [status for status, _ in answers] == [502, 200]
+    assert orjson.loads(answers[1][1]) == {"served_by": "core-api"}
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One Content-Length framed response from a kept-alive connection."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in head if line.lower().startswith("content-length:"))
+    return int(head[0].split()[1]), await reader.readexactly(length)
 
 
 async def test_core_api_down_is_json_502(stack: tuple[Fleet, Nginx, Nginx]) -> None:
