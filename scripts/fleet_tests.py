@@ -5,6 +5,8 @@
 - unit: each service's tests inside that service's own venv, plus the shared
   service-contract tests run against every service app.
 - e2e: the native fleet started for real, driven through nginx :9000.
+- product: `make dev` itself, started as the README says, driven as a user would
+  (tests/product/), and the slow optional parts' programs.
 
 Results are collected from JUnit XML and summed into one closing line.
 """
@@ -24,6 +26,7 @@ from fleet import (
     MICRO,
     ROOT,
     all_venvs,
+    ensure_optional,
     ensure_system_packages,
     locked,
     say,
@@ -32,7 +35,7 @@ from fleet import (
 )
 from fleet_services import NGINX_PORT, SERVICES
 
-SUITES = ("lint", "static", "unit", "e2e")
+SUITES = ("lint", "static", "unit", "e2e", "product")
 
 
 class Tally:
@@ -111,12 +114,25 @@ def run_unit(tally: Tally, only: list[str]) -> None:
         _pytest(python, targets, f"unit[{svc.name}]", tally, env, MICRO / svc.directory)
 
 
+def fleet_lock():
+    """One test fleet per machine at a time: it owns ports 8000-8006 and 9000 (a machine-wide
+    lock, whatever cache or checkout a run uses)."""
+    return locked(Path(tempfile.gettempdir()) / f"harvis-fleet-{NGINX_PORT}.lock")
+
+
 def run_e2e(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
-    # One test fleet per machine at a time: it owns ports 8000-8006 and 9000
-    # (a machine-wide lock, whatever cache or checkout a run uses).
-    with locked(Path(tempfile.gettempdir()) / f"harvis-fleet-{NGINX_PORT}.lock"):
+    ensure_optional()  # the demo model and n8n the e2e fleet runs, built before it starts
+    with fleet_lock():
         _pytest(tools / "bin" / "python", shlex.split(extra) or ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
+
+
+def run_product(tally: Tally, extra: str = "") -> None:
+    tools = tools_venv()
+    ensure_optional()  # a warm cache: the first-run path is measured in bench/first_run.py
+    with fleet_lock():
+        args = shlex.split(extra) or ["tests/product"]
+        _pytest(tools / "bin" / "python", ["-s", *args], "product", tally, dict(os.environ), ROOT)
 
 
 def run_all(suites: list[str], e2e_args: str = "", services: list[str] | None = None) -> int:
@@ -129,6 +145,8 @@ def run_all(suites: list[str], e2e_args: str = "", services: list[str] | None = 
     for suite in chosen:
         if suite == "e2e":
             run_e2e(tally, e2e_args)
+        elif suite == "product":
+            run_product(tally, e2e_args)
         elif suite == "unit":
             run_unit(tally, services or [])
         else:

@@ -26,16 +26,20 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import preparing
 from fleet import CACHE, STATE, locked, say, wait_http
+from preparing import Progress
 
 N8N_VERSION = "2.8.4"
 XLSX_OVERRIDE = "0.18.5"
 DEFAULT_PORT = 5678
 READY_TIMEOUT_S = 120
+INSTALL_EXPECTED_S = 480.0  # npm install of n8n on a fresh machine (npm reports no progress)
 
 
 def install_dir() -> Path:
@@ -59,6 +63,11 @@ def node_ok() -> str | None:
     if (major, minor) < (20, 19):
         return f"n8n {N8N_VERSION} needs Node >= 20.19 (found {out})"
     return None
+
+
+def ready() -> bool:
+    """Installed already (then `run` starts n8n at once)."""
+    return (install_dir() / ".complete").exists() and binary().exists()
 
 
 def ensure() -> Path:
@@ -154,10 +163,22 @@ def main() -> int:
     parser.add_argument("cmd", choices=["setup", "run"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args()
-    ensure()
     if args.cmd == "setup":
+        ensure()
         print(" ".join(command(args.port)))
         return 0
+    # A first run installs n8n (minutes): meanwhile its port answers 503 with the progress,
+    # which n8n-integration passes on. A failed install keeps answering with the reason
+    # (a supervisor restarting us would only fail the same way again).
+    progress = Progress("n8n is still being installed", expected_s=INSTALL_EXPECTED_S)
+    with preparing.serving(progress, args.port):
+        try:
+            ensure()
+        except (subprocess.CalledProcessError, OSError, SystemExit) as exc:
+            progress.fail(f"n8n could not be installed ({exc}); the fleet's log says why")
+            say(progress.message())
+            while True:
+                time.sleep(3600)
     data_dir().mkdir(parents=True, exist_ok=True)
     # honcho and the test fleet stop us with SIGTERM, a shell's background job ignores SIGINT:
     # both end in the `finally` below, which stops n8n too.

@@ -56,7 +56,19 @@ def _map_status(upstream: int) -> int:
         return 409
     if upstream in (401, 403):
         return 502  # our API key is wrong: an operator problem, not the user's
+    if upstream == 503:
+        return 503  # n8n is starting (or, natively, still being installed): its message says which
     return 502
+
+
+async def _not_ready(resp: aiohttp.ClientResponse) -> N8nError:
+    """n8n's 503 (starting, or the native runner's "still being installed: 40%…") with its message."""
+    try:
+        body = await resp.json(content_type=None)
+        message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    except (ValueError, aiohttp.ClientError):
+        message = ""
+    return N8nError(503, message or "n8n is not ready yet", 503)
 
 
 class N8nClient:
@@ -231,6 +243,8 @@ class N8nClient:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=timeout) as http:
             setup = {"email": email, "firstName": "Harvis", "lastName": "Owner", "password": password}
             async with http.post(self.base_url + "/rest/owner/setup", json=setup) as resp:
+                if resp.status == 503:
+                    raise await _not_ready(resp)
                 if resp.status not in (200, 400):
                     raise N8nError(502, f"n8n owner setup answered {resp.status}", resp.status)
             login = {"emailOrLdapLoginId": email, "password": password}

@@ -1,0 +1,327 @@
+"""`make dev` as the README runs it: up with the defaults, every feature answering through
+nginx :9000, a crashed program restarted while the rest keep serving, Ctrl-C leaving nothing
+behind, and the data still there at the next start.
+
+The tests share one `make dev` run and run in file order (the last one stops it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import PORTS, MakeDev, fleet, port_free, session_pids
+
+from harvis_common.testing import parse_sse
+
+SUPERVISORCTL = Path(sys.executable).parent / "supervisorctl"
+# The demo model may still be building on a machine that never built it (about 10 minutes).
+MODEL_READY_TIMEOUT_S = 900
+N8N_READY_TIMEOUT_S = 900
+STATE: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def dev(free_ports: None) -> Iterator[MakeDev]:
+    run = MakeDev()
+    try:
+        run.wait_healthy(600)
+        yield run
+    finally:
+        if run.proc.poll() is None:
+            run.kill_everything()
+
+
+def signup(client: httpx.Client) -> dict[str, str]:
+    """The README's sign-up, as a new user does it."""
+    suffix = uuid.uuid4().hex[:10]
+    creds = {"username": f"new{suffix}", "email": f"new{suffix}@example.com", "password": f"Fresh-Start-{suffix}-42"}
+    r = client.post("/api/auth/signup", json=creds)
+    assert r.status_code == 200, r.text
+    assert r.cookies.get("access_token"), "signup logs the user in with the cookie"
+    return {**creds, "token": r.json()["access_token"]}
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {STATE['user']['token']}"}
+
+
+def wait_until(what: str, predicate, timeout: float, interval: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+def models_ready(client: httpx.Client) -> Any:
+    r = client.get("/api/models", headers=bearer(), timeout=30)
+    if r.status_code == 200 and r.json()["models"]:
+        return r.json()["models"]
+    STATE["models_last"] = (r.status_code, r.text[:300])
+    return None
+
+
+def chat(client: httpx.Client, message: str, session_id: str | None = None) -> list[dict[str, Any]]:
+    body = {"message": message, "history": [], "model": "mistral", "session_id": session_id}
+    with client.stream("POST", "/api/chat", json=body, headers=bearer(), timeout=300) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        raw = r.read()
+    events, _ = parse_sse(raw)
+    return events
+
+
+def supervised_pid(name: str) -> int:
+    out = subprocess.run(
+        [str(SUPERVISORCTL), "-c", str(fleet.STATE / "supervisord.conf"), "pid", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return int(out)
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def supervisor_log() -> str:
+    return (fleet.STATE / "supervisord.log").read_text(errors="replace")
+
+
+# ---------------------------------------------------------------- up, as a newcomer meets it
+
+
+def test_up_and_sign_up(dev: MakeDev, client: httpx.Client) -> None:
+    print(f"make dev healthy after {dev.healthy_after:.0f} s")
+    r = client.get("/api/health")
+    assert r.status_code == 200, r.text
+    STATE["user"] = signup(client)
+    me = client.get("/api/auth/me", headers=bearer())
+    assert me.status_code == 200 and isinstance(me.json()["id"], int)
+
+
+def test_chat_streams_tokens_from_the_demo_model(dev: MakeDev, client: httpx.Client) -> None:
+    models = wait_until("the demo model", lambda: models_ready(client), MODEL_READY_TIMEOUT_S, interval=5)
+    assert any(m["name"] == "gemma3-270m" and m["status"] == "available" for m in models), models
+    events = chat(client, "Write one sentence about the sea.")
+    streamed = [e["content"] for e in events if e["status"] == "streaming" and e.get("content")]
+    assert streamed, events[-3:]
+    done = events[-1]
+    assert done["status"] == "complete", done
+    assert done["final_answer"].strip() and len(done["session_id"]) >= 32
+    STATE["session_id"] = done["session_id"]
+    listed = client.get("/api/chat-history/sessions", headers=bearer()).json()
+    assert done["session_id"] in [s["id"] for s in listed]
+
+
+def test_model_list(dev: MakeDev, client: httpx.Client) -> None:
+    r = client.get("/api/ollama-models", headers=bearer())
+    assert r.status_code == 200 and "gemma3-270m" in r.json(), r.text
+
+
+def test_research_answers(dev: MakeDev, client: httpx.Client) -> None:
+    # Offline, the search engines find nothing: the answer is still real and well-formed.
+    r = client.post("/api/web-search", json={"query": "harvis self-hosted assistant"}, headers=bearer(), timeout=90)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == "harvis self-hosted assistant" and isinstance(body["search_results"], list)
+
+
+def test_voice_round_trip(dev: MakeDev, client: httpx.Client) -> None:
+    tts = client.post("/api/tts", json={"text": "Good morning from the harbour."}, headers=bearer(), timeout=120)
+    assert tts.status_code == 200, tts.text
+    assert tts.headers["content-type"] == "audio/wav" and tts.content[:4] == b"RIFF"
+    stt = client.post("/api/stt", files={"file": ("s.wav", tts.content, "audio/wav")}, headers=bearer(), timeout=120)
+    assert stt.status_code == 200, stt.text
+    assert "morning" in stt.json()["text"].lower(), stt.json()
+
+
+def test_browser_answers(dev: MakeDev, client: httpx.Client) -> None:
+    r = client.post("/api/browser/navigate", json={"url": "about:blank"}, headers=bearer(), timeout=120)
+    assert r.status_code == 200, r.text
+    sid = r.json()["session_id"]
+    shot = client.get("/api/browser/screenshot", params={"session_id": sid}, headers=bearer(), timeout=60)
+    assert shot.status_code == 200 and shot.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # The loopback (where Harvis itself runs) is out of a user's browser's reach by default.
+    r = client.post(
+        "/api/browser/navigate", json={"url": "http://127.0.0.1:8000/health", "session_id": sid}, headers=bearer()
+    )
+    assert 400 <= r.status_code < 500 and r.json()["message"], r.text
+    assert client.delete(f"/api/browser/session/{sid}", headers=bearer()).status_code == 200
+
+
+def test_mcp_tools_answer(dev: MakeDev, client: httpx.Client) -> None:
+    tools = client.get("/api/mcp/tools", headers=bearer()).json()["tools"]
+    assert {"write_file", "read_file"} <= {t["name"] for t in tools}
+    wrote = client.post(
+        "/api/mcp/tool",
+        json={"name": "write_file", "arguments": {"path": "note.txt", "content": "kept"}},
+        headers=bearer(),
+    )
+    assert wrote.status_code == 200 and wrote.json()["ok"], wrote.text
+    read = client.post("/api/mcp/tool", json={"name": "read_file", "arguments": {"path": "note.txt"}}, headers=bearer())
+    assert read.status_code == 200 and "kept" in json.dumps(read.json()["result"]), read.text
+
+
+def test_code_runs_in_the_sandbox(dev: MakeDev, client: httpx.Client) -> None:
+    r = client.post("/api/vibe/session/create", json={"name": "first", "language": "python"}, headers=bearer())
+    assert r.status_code == 200, r.text
+    sid = r.json()["session_id"]
+    run = client.post(
+        "/api/vibe/execute",
+        json={"session_id": sid, "code": "print(6 * 7)", "language": "python"},
+        headers=bearer(),
+        timeout=120,
+    )
+    assert run.status_code == 200, run.text
+    assert run.json()["exit_code"] == 0 and run.json()["output"].strip() == "42", run.json()
+
+
+WORKFLOW = {
+    "name": "Product check",
+    "nodes": [
+        {
+            "name": "Webhook",
+            "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2,
+            "position": [0, 0],
+            "parameters": {"httpMethod": "POST", "path": "x", "responseMode": "lastNode", "options": {}},
+        },
+        {
+            "name": "Echo",
+            "type": "n8n-nodes-base.set",
+            "typeVersion": 3.4,
+            "position": [220, 0],
+            "parameters": {
+                "mode": "manual",
+                "assignments": {
+                    "assignments": [{"id": "e", "name": "echo", "value": "={{ $json.body.word }}", "type": "string"}]
+                },
+                "options": {},
+            },
+        },
+    ],
+    "connections": {"Webhook": {"main": [[{"node": "Echo", "type": "main", "index": 0}]]}},
+}
+
+
+def run_workflow(client: httpx.Client, word: str) -> Any:
+    """Create and run a workflow on make dev's own n8n; None while n8n answers 503."""
+    r = client.post("/api/n8n/workflow/create", json={"workflow": WORKFLOW}, headers=bearer(), timeout=60)
+    if r.status_code == 503:
+        STATE["n8n_last"] = r.text[:300]
+        assert r.json()["message"], r.text  # a clear message, e.g. "still being installed: 40%…"
+        return None
+    assert r.status_code == 200, r.text
+    wf = r.json()["id"]
+    ran = client.post(
+        "/api/n8n/workflow/execute", json={"workflow_id": wf, "data": {"word": word}}, headers=bearer(), timeout=60
+    )
+    assert ran.status_code == 200, ran.text
+    return ran.json()
+
+
+def test_n8n_workflow_runs(dev: MakeDev, client: httpx.Client) -> None:
+    ran = wait_until("n8n", lambda: run_workflow(client, "ahoy"), N8N_READY_TIMEOUT_S, interval=5)
+    assert ran["status"] == "success" and ran["data"] == [{"echo": "ahoy"}], ran
+
+
+# ---------------------------------------------------------------- crashes are contained
+
+
+def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev, client: httpx.Client) -> None:
+    pid = supervised_pid("research-service")
+    os.kill(pid, signal.SIGKILL)
+    # While it is down: its prefix answers a JSON 503 at once, everything else is untouched.
+    down = client.post("/api/web-search", json={"query": "x"}, headers=bearer(), timeout=2)
+    if down.status_code != 200:  # (unless supervisord already brought it back)
+        assert down.status_code == 503 and down.json()["message"], down.text
+    assert client.get("/api/auth/me", headers=bearer(), timeout=2).status_code == 200
+    assert client.get("/api/mcp/tools", headers=bearer(), timeout=5).status_code == 200
+
+    def back() -> bool:
+        r = client.post("/api/web-search", json={"query": "x"}, headers=bearer(), timeout=60)
+        return r.status_code == 200
+
+    wait_until("research-service back", back, 60, interval=1)
+    assert supervised_pid("research-service") != pid
+    assert "exited: research-service (terminated by SIGKILL; not expected)" in supervisor_log()
+
+
+def test_a_crashed_model_server_is_restarted(dev: MakeDev, client: httpx.Client) -> None:
+    pid = supervised_pid("llm")
+    os.kill(pid, signal.SIGKILL)
+    wait_until("the demo model back", lambda: models_ready(client), 120, interval=1)
+    events = chat(client, "Name a colour.")
+    assert events[-1]["status"] == "complete" and any(e["status"] == "streaming" for e in events)
+    assert supervised_pid("llm") != pid
+    assert "exited: llm (terminated by SIGKILL; not expected)" in supervisor_log()
+
+
+def test_a_crashed_n8n_is_restarted(dev: MakeDev, client: httpx.Client) -> None:
+    wrapper = supervised_pid("n8n")
+    node = children_of(wrapper)
+    assert node, "n8n runs as the wrapper's child"
+    for pid in node:
+        os.kill(pid, signal.SIGKILL)
+    ran = wait_until("n8n back", lambda: run_workflow(client, "again"), 180, interval=2)
+    assert ran["data"] == [{"echo": "again"}], ran
+    assert "exited: n8n" in supervisor_log()
+
+
+# ---------------------------------------------------------------- Ctrl-C, and the next start
+
+
+def stop_and_check(run: MakeDev) -> None:
+    code = run.ctrl_c()
+    assert code != 0 or "stopped" in run.log(), run.log()[-2000:]
+    assert "[fleet] stopped" in run.log(), run.log()[-2000:]
+    left = session_pids(run.sid)
+    assert not left, f"still running after Ctrl-C: {left}"
+    busy = [p for p in PORTS if not port_free(p)]
+    assert not busy, f"ports still taken after Ctrl-C: {busy}"
+    assert not (fleet.STATE / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
+
+
+def test_ctrl_c_stops_everything_and_the_data_survives(dev: MakeDev, client: httpx.Client) -> None:
+    stop_and_check(dev)
+    assert (fleet.STATE / "pgdata" / "PG_VERSION").exists(), "the data directory is kept"
+
+    again = MakeDev()
+    try:
+        again.wait_healthy(180)
+        print(f"warm restart healthy after {again.healthy_after:.0f} s")
+        user = STATE["user"]
+        r = client.post("/api/auth/login", json={"email": user["email"], "password": user["password"]})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        sessions = client.get("/api/chat-history/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+        assert STATE["session_id"] in [s["id"] for s in sessions], "yesterday's chat is still there"
+        stop_and_check(again)
+    finally:
+        if again.proc.poll() is None:
+            again.kill_everything()
