@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PORTS, MakeDev, fleet, port_free, session_pids
+from conftest import PORTS, fleet, port_free, session_pids, start_make_dev
+from make_dev_run import MakeDevRun
 
 from harvis_common.testing import parse_sse
 
@@ -32,14 +33,15 @@ STATE: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
-def dev(free_ports: None) -> Iterator[MakeDev]:
-    run = MakeDev()
+def dev(free_ports: None) -> Iterator[MakeDevRun]:
+    run = start_make_dev()
     try:
         run.wait_healthy(600)
         yield run
     finally:
         if run.proc.poll() is None:
             run.kill_everything()
+            fleet.stop_embedded_postgres(fleet.STATE / "pgdata")
 
 
 def signup(client: httpx.Client) -> dict[str, str]:
@@ -115,7 +117,7 @@ def supervisor_log() -> str:
 # ---------------------------------------------------------------- up, as a newcomer meets it
 
 
-def test_up_and_sign_up(dev: MakeDev, client: httpx.Client) -> None:
+def test_up_and_sign_up(dev: MakeDevRun, client: httpx.Client) -> None:
     print(f"make dev healthy after {dev.healthy_after:.0f} s")
     r = client.get("/api/health")
     assert r.status_code == 200, r.text
@@ -124,7 +126,7 @@ def test_up_and_sign_up(dev: MakeDev, client: httpx.Client) -> None:
     assert me.status_code == 200 and isinstance(me.json()["id"], int)
 
 
-def test_chat_streams_tokens_from_the_demo_model(dev: MakeDev, client: httpx.Client) -> None:
+def test_chat_streams_tokens_from_the_demo_model(dev: MakeDevRun, client: httpx.Client) -> None:
     models = wait_until("the demo model", lambda: models_ready(client), MODEL_READY_TIMEOUT_S, interval=5)
     assert any(m["name"] == "gemma3-270m" and m["status"] == "available" for m in models), models
     events = chat(client, "Write one sentence about the sea.")
@@ -138,12 +140,12 @@ def test_chat_streams_tokens_from_the_demo_model(dev: MakeDev, client: httpx.Cli
     assert done["session_id"] in [s["id"] for s in listed]
 
 
-def test_model_list(dev: MakeDev, client: httpx.Client) -> None:
+def test_model_list(dev: MakeDevRun, client: httpx.Client) -> None:
     r = client.get("/api/ollama-models", headers=bearer())
     assert r.status_code == 200 and "gemma3-270m" in r.json(), r.text
 
 
-def test_research_answers(dev: MakeDev, client: httpx.Client) -> None:
+def test_research_answers(dev: MakeDevRun, client: httpx.Client) -> None:
     # Offline, the search engines find nothing: the answer is still real and well-formed.
     r = client.post("/api/web-search", json={"query": "harvis self-hosted assistant"}, headers=bearer(), timeout=90)
     assert r.status_code == 200, r.text
@@ -151,7 +153,7 @@ def test_research_answers(dev: MakeDev, client: httpx.Client) -> None:
     assert body["query"] == "harvis self-hosted assistant" and isinstance(body["search_results"], list)
 
 
-def test_voice_round_trip(dev: MakeDev, client: httpx.Client) -> None:
+def test_voice_round_trip(dev: MakeDevRun, client: httpx.Client) -> None:
     tts = client.post("/api/tts", json={"text": "Good morning from the harbour."}, headers=bearer(), timeout=120)
     assert tts.status_code == 200, tts.text
     assert tts.headers["content-type"] == "audio/wav" and tts.content[:4] == b"RIFF"
@@ -160,7 +162,7 @@ def test_voice_round_trip(dev: MakeDev, client: httpx.Client) -> None:
     assert "morning" in stt.json()["text"].lower(), stt.json()
 
 
-def test_browser_answers(dev: MakeDev, client: httpx.Client) -> None:
+def test_browser_answers(dev: MakeDevRun, client: httpx.Client) -> None:
     r = client.post("/api/browser/navigate", json={"url": "about:blank"}, headers=bearer(), timeout=120)
     assert r.status_code == 200, r.text
     sid = r.json()["session_id"]
@@ -174,7 +176,7 @@ def test_browser_answers(dev: MakeDev, client: httpx.Client) -> None:
     assert client.delete(f"/api/browser/session/{sid}", headers=bearer()).status_code == 200
 
 
-def test_mcp_tools_answer(dev: MakeDev, client: httpx.Client) -> None:
+def test_mcp_tools_answer(dev: MakeDevRun, client: httpx.Client) -> None:
     tools = client.get("/api/mcp/tools", headers=bearer()).json()["tools"]
     assert {"write_file", "read_file"} <= {t["name"] for t in tools}
     wrote = client.post(
@@ -187,7 +189,7 @@ def test_mcp_tools_answer(dev: MakeDev, client: httpx.Client) -> None:
     assert read.status_code == 200 and "kept" in json.dumps(read.json()["result"]), read.text
 
 
-def test_code_runs_in_the_sandbox(dev: MakeDev, client: httpx.Client) -> None:
+def test_code_runs_in_the_sandbox(dev: MakeDevRun, client: httpx.Client) -> None:
     r = client.post("/api/vibe/session/create", json={"name": "first", "language": "python"}, headers=bearer())
     assert r.status_code == 200, r.text
     sid = r.json()["session_id"]
@@ -245,7 +247,7 @@ def run_workflow(client: httpx.Client, word: str) -> Any:
     return ran.json()
 
 
-def test_n8n_workflow_runs(dev: MakeDev, client: httpx.Client) -> None:
+def test_n8n_workflow_runs(dev: MakeDevRun, client: httpx.Client) -> None:
     ran = wait_until("n8n", lambda: run_workflow(client, "ahoy"), N8N_READY_TIMEOUT_S, interval=5)
     assert ran["status"] == "success" and ran["data"] == [{"echo": "ahoy"}], ran
 
@@ -253,7 +255,7 @@ def test_n8n_workflow_runs(dev: MakeDev, client: httpx.Client) -> None:
 # ---------------------------------------------------------------- crashes are contained
 
 
-def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev, client: httpx.Client) -> None:
+def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDevRun, client: httpx.Client) -> None:
     pid = supervised_pid("research-service")
     os.kill(pid, signal.SIGKILL)
     # While it is down: its prefix answers a JSON 503 at once, everything else is untouched.
@@ -272,7 +274,7 @@ def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev
     assert "exited: research-service (terminated by SIGKILL; not expected)" in supervisor_log()
 
 
-def test_a_crashed_model_server_is_restarted(dev: MakeDev, client: httpx.Client) -> None:
+def test_a_crashed_model_server_is_restarted(dev: MakeDevRun, client: httpx.Client) -> None:
     pid = supervised_pid("llm")
     os.kill(pid, signal.SIGKILL)
     wait_until("the demo model back", lambda: models_ready(client), 120, interval=1)
@@ -282,7 +284,7 @@ def test_a_crashed_model_server_is_restarted(dev: MakeDev, client: httpx.Client)
     assert "exited: llm (terminated by SIGKILL; not expected)" in supervisor_log()
 
 
-def test_a_crashed_n8n_is_restarted(dev: MakeDev, client: httpx.Client) -> None:
+def test_a_crashed_n8n_is_restarted(dev: MakeDevRun, client: httpx.Client) -> None:
     wrapper = supervised_pid("n8n")
     node = children_of(wrapper)
     assert node, "n8n runs as the wrapper's child"
@@ -296,9 +298,8 @@ def test_a_crashed_n8n_is_restarted(dev: MakeDev, client: httpx.Client) -> None:
 # ---------------------------------------------------------------- Ctrl-C, and the next start
 
 
-def stop_and_check(run: MakeDev) -> None:
-    code = run.ctrl_c()
-    assert code != 0 or "stopped" in run.log(), run.log()[-2000:]
+def stop_and_check(run: MakeDevRun) -> None:
+    run.ctrl_c()
     assert "[fleet] stopped" in run.log(), run.log()[-2000:]
     left = session_pids(run.sid)
     assert not left, f"still running after Ctrl-C: {left}"
@@ -307,11 +308,11 @@ def stop_and_check(run: MakeDev) -> None:
     assert not (fleet.STATE / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
 
 
-def test_ctrl_c_stops_everything_and_the_data_survives(dev: MakeDev, client: httpx.Client) -> None:
+def test_ctrl_c_stops_everything_and_the_data_survives(dev: MakeDevRun, client: httpx.Client) -> None:
     stop_and_check(dev)
     assert (fleet.STATE / "pgdata" / "PG_VERSION").exists(), "the data directory is kept"
 
-    again = MakeDev()
+    again = start_make_dev()
     try:
         again.wait_healthy(180)
         print(f"warm restart healthy after {again.healthy_after:.0f} s")
@@ -325,3 +326,4 @@ def test_ctrl_c_stops_everything_and_the_data_survives(dev: MakeDev, client: htt
     finally:
         if again.proc.poll() is None:
             again.kill_everything()
+            fleet.stop_embedded_postgres(fleet.STATE / "pgdata")
