@@ -22,9 +22,10 @@ from typing import Any
 import aiohttp
 import orjson
 from pydantic import Field
+from yarl import URL
 
 from harvis_common.http_client import FetchError
-from harvis_common.ssrf import SSRFBlocked
+from harvis_common.ssrf import SSRFBlocked, check_url
 
 from ..registry import Args, Registry, Tool, ToolContext, ToolError
 
@@ -34,6 +35,8 @@ _EMAIL = re.compile(
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SIGNATURE_HEADER = "X-Harvis-Signature"
 TIMESTAMP_HEADER = "X-Harvis-Timestamp"
+USER_HEADER = "X-Harvis-User"
+SIGNATURE_VERSION = "v1"  # the scheme in README.md; a new scheme gets a new prefix
 
 
 def _no_newlines(value: str, what: str) -> str:
@@ -109,10 +112,31 @@ async def send_email(args: EmailArgs, ctx: ToolContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- webhook
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=` + hex HMAC-SHA256 of `<timestamp>.<body>` with WEBHOOK_SECRET."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def canonical_url(url: str) -> str:
+    """The URL exactly as the request goes out (aiohttp sends what yarl makes of it):
+    scheme and host in lower case (IDNA), no default port, path at least "/",
+    percent-encoding normalised, dot segments resolved, no fragment. This is the
+    URL a signature binds, so a receiver rebuilds it from its own address."""
+    try:
+        parsed = URL(url)
+        if not parsed.absolute or not parsed.host:
+            raise ValueError("not an absolute URL")
+        return str(parsed.origin()) + parsed.raw_path_qs
+    except (ValueError, TypeError, UnicodeError):
+        raise ToolError("url is not a valid absolute http(s) URL") from None
+
+
+def sign(secret: str, timestamp: str, user_id: int | str, url: str, body: bytes) -> str:
+    """`v1=` + hex HMAC-SHA256 of `<timestamp>.<user id>.<canonical url>.<body>`.
+
+    Binding the user and the target is what keeps the tool from being a signing
+    oracle: a user can only ever obtain signatures that say "user N sent this to
+    URL U", never one a receiver would accept as another user's or at another URL.
+    The fields can't bleed into each other: timestamp and user id are digits, the
+    canonical URL has no "{" (yarl percent-encodes it) and the body starts with "{".
+    """
+    message = f"{timestamp}.{user_id}.{url}.".encode() + body
+    return f"{SIGNATURE_VERSION}=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class WebhookArgs(Args):
@@ -125,22 +149,31 @@ async def send_webhook(args: WebhookArgs, ctx: ToolContext) -> dict[str, Any]:
     secret = ctx.settings.webhook_secret
     if not secret:
         raise ToolError("webhooks are not configured on this server (WEBHOOK_SECRET)")
+    try:
+        # The URL as the caller wrote it passes the SSRF guard before anything is signed
+        # (canonicalising first could smooth over what the guard refuses, e.g. spaces).
+        await check_url(args.url, ctx.services.policy)
+    except SSRFBlocked as exc:
+        raise ToolError(f"URL refused: {exc}") from None
+    url = canonical_url(args.url)
     delivery = uuid.uuid4().hex
     body = orjson.dumps({"event": args.event, "delivery_id": delivery, "data": args.payload})
     if len(body) > 256_000:
         raise ToolError("payload too large (256 kB at most)")
+    user = str(ctx.identity.user_id)
     ts = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(secret, ts, body),
+        SIGNATURE_HEADER: sign(secret, ts, user, url, body),
         TIMESTAMP_HEADER: ts,
+        USER_HEADER: user,
         "X-Harvis-Event": args.event,
         "X-Harvis-Delivery": delivery,
     }
     try:
-        # No redirects: a signed POST must land where the caller said.
+        # No redirects: a signed POST must land where the caller said (and was signed for).
         res = await ctx.services.http.request(
-            "POST", args.url, headers=headers, data=body, timeout_s=15, max_bytes=16384, follow_redirects=False
+            "POST", url, headers=headers, data=body, timeout_s=15, max_bytes=16384, follow_redirects=False
         )
     except SSRFBlocked as exc:
         raise ToolError(f"URL refused: {exc}") from None
@@ -150,6 +183,7 @@ async def send_webhook(args: WebhookArgs, ctx: ToolContext) -> dict[str, Any]:
         "delivered": 200 <= res.status < 300,
         "status": res.status,
         "delivery_id": delivery,
+        "signed_url": url,
         "response": res.text()[:2000],
         "latency_ms": res.elapsed_ms,
     }
@@ -214,7 +248,8 @@ def register(registry: Registry) -> None:
     registry.add(
         Tool(
             "send_webhook",
-            "POST a JSON payload to a URL, signed with HMAC-SHA256 (X-Harvis-Signature over '<timestamp>.<body>').",
+            "POST a JSON payload to a URL, signed with HMAC-SHA256 for you and that URL "
+            "(X-Harvis-Signature over '<timestamp>.<user id>.<url>.<body>').",
             "notification",
             WebhookArgs,
             send_webhook,
