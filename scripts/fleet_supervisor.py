@@ -11,6 +11,7 @@ states. Stdlib only, like fleet.py.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ def write_config(programs: list[Program], state: Path, workdir: Path) -> Path:
         f"pidfile={_escape(str(state / 'supervisord.pid'))}",
         f"childlogdir={_escape(str(state))}",
         "loglevel=info",
+        # Said only as root (supervisord then stops warning that it keeps root's privileges:
+        # the fleet runs as whoever started `make dev`).
+        *(["user=root"] if os.geteuid() == 0 else []),
         "",
         "[unix_http_server]",
         f"file={_escape(str(state / 'supervisor.sock'))}",

@@ -259,7 +259,7 @@ def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev
     pid = supervised_pid("research-service")
     os.kill(pid, signal.SIGKILL)
     # While it is down: its prefix answers a JSON 503 at once, everything else is untouched.
-    down = client.post("/api/web-search", json={"query": "x"}, headers=bearer(), timeout=2)
+    down = client.post("/api/web-search", json={"query": "x"}, headers=bearer(), timeout=1)
     if down.status_code != 200:  # (unless supervisord already brought it back)
         assert down.status_code == 503 and down.json()["message"], down.text
     assert client.get("/api/auth/me", headers=bearer(), timeout=2).status_code == 200
@@ -271,6 +271,8 @@ def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev
 
     wait_until("research-service back", back, 60, interval=1)
     assert supervised_pid("research-service") != pid
+    # The restart is in the log the user watches.
+    assert "exited: research-service (terminated by SIGKILL; not expected)" in dev.log()
     assert "exited: research-service (terminated by SIGKILL; not expected)" in supervisor_log()
 
 
