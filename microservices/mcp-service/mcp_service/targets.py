@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from harvis_common.ssrf import SSRFBlocked, SSRFPolicy, _allowed, is_public_ip, resolve
 
@@ -26,6 +27,16 @@ def ip_literal(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
+def _legacy_ipv4(value: str) -> bool:
+    """`0x7f.1`, `2130706433`, `0177.0.0.1`, `127.1`: what inet_aton (and so resolvers
+    and getaddrinfo) reads as an address though it isn't dotted decimal."""
+    try:
+        socket.inet_aton(value.rstrip("."))
+    except OSError:
+        return False
+    return True
+
+
 def hostname(value: str, *, dns_name: bool = False, allow_ip: bool = True) -> str:
     """A host name (IDNA-encoded, lower case, no trailing dot) or an IP literal.
     `dns_name` also admits underscores (service labels) for DNS queries."""
@@ -40,6 +51,10 @@ def hostname(value: str, *, dns_name: bool = False, allow_ip: bool = True) -> st
         if not allow_ip:
             raise ToolError("a host name is required here, not an IP address")
         return str(ip)
+    if _legacy_ipv4(value):
+        raise ToolError(
+            "target is an IPv4 address in a legacy form (hex, octal, decimal or short): write it as a.b.c.d"
+        )
     try:
         ascii_name = value.rstrip(".").encode("idna").decode("ascii").lower()
     except (UnicodeError, ValueError):

@@ -1,8 +1,9 @@
 """Network tools: DNS, reverse DNS, ping, whois, TLS, HTTP and TCP checks.
 
-Every target goes through `targets.hostname` (strict grammar) and, where the
-service itself connects to it, through the SSRF policy (public addresses, or
-what MCP_SSRF_ALLOWLIST opens). Connections go to the vetted addresses, never
+Every target goes through `targets.hostname` (strict grammar) and through the
+SSRF policy (public addresses, or what MCP_SSRF_ALLOWLIST opens): where the
+service connects to it, and for the DNS tools, whose questions and answers
+must not map the internal network either (`dns_policy`). Connections go to the vetted addresses, never
 to a second lookup. The one subprocess (ping) gets an argument list, a vetted
 IP literal after `--`, and a time limit.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import ipaddress
 import re
 import shutil
 import ssl
@@ -30,6 +32,7 @@ from pydantic import Field
 from harvis_common.http_client import FetchError
 from harvis_common.ssrf import SSRFBlocked
 
+from ..dns_policy import check_name, check_reverse, filter_addresses
 from ..registry import Args, Registry, Tool, ToolContext, ToolError
 from ..targets import hostname, ip_literal, vetted_addresses
 
@@ -85,26 +88,60 @@ class DnsArgs(Args):
     )
 
 
-async def dns_lookup(args: DnsArgs, ctx: ToolContext) -> dict[str, Any]:
-    name = hostname(args.name, dns_name=True, allow_ip=False)
-    resolver = _resolver(ctx, args.nameserver)
+async def _query(resolver: dns.asyncresolver.Resolver, name: str, record_type: str) -> dns.resolver.Answer | None:
+    """One query; None for NXDOMAIN, ToolError for a failure the caller should see."""
     try:
-        answer = await resolver.resolve(name, args.record_type, raise_on_no_answer=False)
+        return await resolver.resolve(name, record_type, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
-        return {"name": name, "record_type": args.record_type, "status": "NXDOMAIN", "records": []}
+        return None
     except dns.resolver.NoNameservers as exc:
         raise ToolError(f"no DNS server could answer: {exc.msg if hasattr(exc, 'msg') else exc}") from None
     except dns.exception.Timeout:
         raise ToolError("DNS query timed out") from None
     except dns.exception.DNSException as exc:
         raise ToolError(f"DNS query failed: {exc}") from None
-    records = [rdata.to_text() for rdata in answer.rrset] if answer.rrset is not None else []
+
+
+def _addresses(answer: dns.resolver.Answer | None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    if answer is None or answer.rrset is None:
+        return []
+    return [ipaddress.ip_address(rdata.address) for rdata in answer.rrset]
+
+
+async def dns_lookup(args: DnsArgs, ctx: ToolContext) -> dict[str, Any]:
+    name = hostname(args.name, dns_name=True, allow_ip=False)
+    policy = ctx.services.policy
+    check_name(name, args.record_type, policy)
+    resolver = _resolver(ctx, args.nameserver)
+    withheld = 0
+    if args.record_type in ("A", "AAAA"):
+        answer = await _query(resolver, name, args.record_type)
+        kept, withheld = filter_addresses(name, _addresses(answer), policy)
+        records = [str(ip) for ip in kept]
+    else:
+        # Other records of a name whose addresses are all internal are the internal
+        # network's too: ask for its addresses alongside and judge by them.
+        answers = await asyncio.gather(
+            _query(resolver, name, args.record_type),
+            _query(resolver, name, "A"),
+            _query(resolver, name, "AAAA"),
+            return_exceptions=True,  # all three finish before a failure is reported
+        )
+        for failure in answers:
+            if isinstance(failure, BaseException):
+                raise failure
+        answer, v4, v6 = answers  # type: ignore[misc]
+        filter_addresses(name, _addresses(v4) + _addresses(v6), policy)  # type: ignore[arg-type]
+        records = [rdata.to_text() for rdata in answer.rrset] if answer is not None and answer.rrset else []
+    if answer is None:
+        return {"name": name, "record_type": args.record_type, "status": "NXDOMAIN", "records": [], "withheld": 0}
     return {
         "name": name,
         "record_type": args.record_type,
         "status": "NOERROR",
         "ttl": answer.rrset.ttl if answer.rrset is not None else None,
         "records": records,
+        "withheld": withheld,
     }
 
 
@@ -116,7 +153,8 @@ class ReverseDnsArgs(Args):
 async def reverse_dns(args: ReverseDnsArgs, ctx: ToolContext) -> dict[str, Any]:
     ip = ip_literal(args.ip)
     if ip is None:
-        raise ToolError("ip must be an IPv4 or IPv6 address")
+        raise ToolError("ip must be an IPv4 or IPv6 address (dotted decimal for IPv4)")
+    check_reverse(ip, ctx.services.policy)  # before any query: internal addresses stay unasked
     resolver = _resolver(ctx, args.nameserver)
     rev = dns.reversename.from_address(str(ip))
     try:
