@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import Identity
 
+from .quotas import QuotaExceeded
 from .registry import DisabledTool, Registry, ToolContext, UnknownTool
 
 
@@ -32,7 +33,10 @@ def build_router() -> APIRouter:
     async def list_tools(request: Request, identity: Annotated[Identity, Depends(current_identity)]) -> dict[str, Any]:
         return {"tools": tool_listing(request.app.state.registry)}
 
-    @router.post("/tool")
+    @router.post(
+        "/tool",
+        responses={429: {"description": "A per-user quota is used up (Retry-After says for how long)"}},
+    )
     async def call_tool(
         body: ToolCall, request: Request, identity: Annotated[Identity, Depends(current_identity)]
     ) -> dict[str, Any]:
@@ -44,6 +48,8 @@ def build_router() -> APIRouter:
             raise HTTPException(404, str(exc)) from None
         except DisabledTool as exc:
             raise HTTPException(403, str(exc)) from None
+        except QuotaExceeded as exc:
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
         return outcome.as_dict()
 
     return router

@@ -20,22 +20,25 @@ from harvis_common.ssrf import SSRFPolicy
 
 from .api import build_router
 from .mcp_server import build_mcp
+from .quotas import Quotas
 from .registry import Registry
 from .settings import Settings
 from .tools import files, network, notify, system
 
 
 class Services:
-    """What tools share: the SSRF policy, the guarded HTTP client, the pids of
-    processes this service started."""
+    """What tools share: the SSRF policy, the guarded HTTP client, the per-user
+    quotas, the pids of processes this service started."""
 
     def __init__(self, settings: Settings) -> None:
         self.policy = SSRFPolicy.from_setting(settings.mcp_ssrf_allowlist)
         self.http = SafeHTTPClient(self.policy)
+        self.quotas = Quotas(settings)
         self.spawned: set[int] = set()
 
     async def close(self) -> None:
         await self.http.close()
+        await self.quotas.close()
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -73,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Model Context Protocol server with network, notification and OS tools.",
         slug="mcp",
         routers=[build_router()],
-        ready_checks={"tools": workspace_ready},
+        ready_checks={"tools": workspace_ready, "quotas": services.quotas.describe},
         lifespan=lifespan,
     )
     app.state.settings = settings

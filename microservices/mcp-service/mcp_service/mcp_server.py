@@ -19,6 +19,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
+from .quotas import QuotaExceeded
 from .registry import DisabledTool, Registry, ToolContext, UnknownTool
 from .settings import Settings
 
@@ -44,8 +45,8 @@ def build_mcp(registry: Registry, settings: Settings, services: Any) -> tuple[Se
         tctx = ToolContext(identity=identity, settings=settings, services=services)
         try:
             outcome = await registry.call(params.name, params.arguments or {}, tctx)
-        except (UnknownTool, DisabledTool) as exc:
-            return _error(str(exc))
+        except (UnknownTool, DisabledTool, QuotaExceeded) as exc:
+            return _error(str(exc))  # a quota's message says which one and when it resets
         if not outcome.ok:
             return _error(outcome.error or "tool failed")
         structured = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harvis_common.internal_auth import Identity
 
+from .quotas import QuotaExceeded
 from .settings import Settings
 
 audit_log = logging.getLogger("harvis.mcp.audit")
@@ -131,11 +132,12 @@ class Registry:
         return tool
 
     async def call(self, name: str, arguments: Any, ctx: ToolContext) -> Outcome:
-        """Run a tool; UnknownTool/DisabledTool propagate, every other failure is
-        an Outcome with ok=False."""
+        """Run a tool; UnknownTool/DisabledTool and QuotaExceeded (after its audit
+        line) propagate, every other failure is an Outcome with ok=False."""
         tool = self.get(name)
         start = time.perf_counter()
         outcome = Outcome(name=name, ok=False)
+        over_quota: QuotaExceeded | None = None
         try:
             if arguments is None:
                 arguments = {}
@@ -157,6 +159,8 @@ class Registry:
             outcome.ok, outcome.result = True, result
         except ToolError as exc:
             outcome.error = str(exc)
+        except QuotaExceeded as exc:
+            outcome.error, over_quota = str(exc), exc
         except Exception:
             audit_log.exception("tool crashed", extra={"tool": name})
             outcome.error = "the tool failed unexpectedly"
@@ -168,11 +172,13 @@ class Registry:
                 "username": ctx.identity.username,
                 "tool": name,
                 "arguments": summarise_arguments(arguments),
-                "outcome": "ok" if outcome.ok else "error",
+                "outcome": "ok" if outcome.ok else "quota" if over_quota else "error",
                 "error": outcome.error,
                 "duration_ms": outcome.duration_ms,
             },
         )
+        if over_quota is not None:
+            raise over_quota
         return outcome
 
 

@@ -30,6 +30,22 @@ class Settings(ServiceSettings):
     mcp_archive_max_bytes: int = Field(default=100_000_000, ge=1024)
     mcp_archive_max_members: int = Field(default=10_000, ge=1)
 
+    # ---- per-user quotas: sliding windows (a use frees its slot one window later), kept in
+    # Redis when REDIS_URL is set (shared by replicas), else in this process. Exceeded: 429.
+    # Email recipients per user per hour (a message to three people counts three).
+    mcp_emails_per_hour: int = Field(default=20, ge=1)
+    # SMS per user per day.
+    mcp_sms_per_day: int = Field(default=10, ge=1)
+    # Webhook deliveries per user per hour.
+    mcp_webhooks_per_hour: int = Field(default=60, ge=1)
+    # Network probes per user per minute: ping, ssl_check and http_check count one,
+    # tcp_port_check one per port.
+    mcp_network_probes_per_minute: int = Field(default=30, ge=1)
+    # Redis for the quotas; empty: in-process (one replica only).
+    redis_url: str = ""
+    # Prefix of mcp-service's Redis keys.
+    mcp_redis_prefix: str = "harvis:mcp:"
+
     # ---- network tools
     # Hosts and networks the network and webhook tools may reach beyond the public internet
     # ("127.0.0.1/32, intranet.example"); empty: public addresses only.

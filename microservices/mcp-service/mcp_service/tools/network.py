@@ -3,9 +3,11 @@
 Every target goes through `targets.hostname` (strict grammar) and through the
 SSRF policy (public addresses, or what MCP_SSRF_ALLOWLIST opens): where the
 service connects to it, and for the DNS tools, whose questions and answers
-must not map the internal network either (`dns_policy`). Connections go to the vetted addresses, never
-to a second lookup. The one subprocess (ping) gets an argument list, a vetted
-IP literal after `--`, and a time limit.
+must not map the internal network either (`dns_policy`). Connections go to the
+vetted addresses, never to a second lookup. The one subprocess (ping) gets an
+argument list, a vetted IP literal after `--`, and a time limit. The tools that
+touch a target (ping, ssl_check, http_check, tcp_port_check per port) take from
+the user's probe quota once the target has passed the policy.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import Field
 
 from harvis_common.http_client import FetchError
-from harvis_common.ssrf import SSRFBlocked
+from harvis_common.ssrf import SSRFBlocked, check_url
 
 from ..dns_policy import check_name, check_reverse, filter_addresses
 from ..registry import Args, Registry, Tool, ToolContext, ToolError
@@ -186,6 +188,7 @@ async def ping(args: PingArgs, ctx: ToolContext) -> dict[str, Any]:
     binary = shutil.which("ping")
     if binary is None:
         raise ToolError("ping is not installed on this server")
+    await ctx.services.quotas.take("probes", ctx.identity.user_id)
     ip = addresses[0]
     deadline = args.count + 2
     cmd = [binary, "-n", "-c", str(args.count), "-i", "0.2", "-W", "2", "-w", str(deadline), "--", ip]
@@ -339,6 +342,7 @@ class SslArgs(Args):
 async def ssl_check(args: SslArgs, ctx: ToolContext) -> dict[str, Any]:
     host = hostname(args.host)
     addresses = await vetted_addresses(host, ctx.services.policy, args.port)
+    await ctx.services.quotas.take("probes", ctx.identity.user_id)
     ip = addresses[0]
     server_name = None if ip_literal(host) else host
     verified, verify_error = True, None
@@ -383,6 +387,11 @@ class HttpArgs(Args):
 
 async def http_check(args: HttpArgs, ctx: ToolContext) -> dict[str, Any]:
     try:
+        await check_url(args.url, ctx.services.policy)  # a refused URL costs no probe
+    except SSRFBlocked as exc:
+        raise ToolError(f"URL refused: {exc}") from None
+    await ctx.services.quotas.take("probes", ctx.identity.user_id)
+    try:
         res = await ctx.services.http.request(
             args.method, args.url, timeout_s=15, max_bytes=65536, follow_redirects=args.follow_redirects
         )
@@ -415,6 +424,9 @@ async def tcp_port_check(args: TcpArgs, ctx: ToolContext) -> dict[str, Any]:
         if not 1 <= port <= 65535:
             raise ToolError(f"port {port} is out of range")
     addresses = await vetted_addresses(host, ctx.services.policy)
+    ports = list(dict.fromkeys(args.ports))
+    # One probe per port: scanning is what this quota is for. All or nothing, no partial scan.
+    await ctx.services.quotas.take("probes", ctx.identity.user_id, cost=len(ports))
     ip = addresses[0]
 
     async def one(port: int) -> dict[str, Any]:
@@ -431,7 +443,7 @@ async def tcp_port_check(args: TcpArgs, ctx: ToolContext) -> dict[str, Any]:
             state = f"error: {exc.strerror or exc}"
         return {"port": port, "state": state, "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
 
-    results = await asyncio.gather(*(one(p) for p in dict.fromkeys(args.ports)))
+    results = await asyncio.gather(*(one(p) for p in ports))
     return {"host": host, "address": ip, "ports": list(results)}
 
 

@@ -1,7 +1,8 @@
 """Notification tools: email (SMTP), signed webhooks, SMS (Twilio-compatible).
 
 Servers, credentials and the signing key come from settings only; a tool's
-arguments say what to send and to whom, never how to authenticate.
+arguments say what to send and to whom, never how to authenticate. Each send
+takes from the user's quota (`quotas.py`) once its input has been checked.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ async def send_email(args: EmailArgs, ctx: ToolContext) -> dict[str, Any]:
         if not _EMAIL.fullmatch(addr):
             raise ToolError(f"not a valid email address: {addr[:80]!r}")
     subject = _no_newlines(args.subject, "subject")
+    # Spam is counted per recipient: one message to ten people is ten emails.
+    await ctx.services.quotas.take("emails", ctx.identity.user_id, cost=len(args.to) + len(args.cc))
     msg = EmailMessage()
     msg["From"] = s.smtp_from
     msg["To"] = ", ".join(args.to)
@@ -160,6 +163,7 @@ async def send_webhook(args: WebhookArgs, ctx: ToolContext) -> dict[str, Any]:
     body = orjson.dumps({"event": args.event, "delivery_id": delivery, "data": args.payload})
     if len(body) > 256_000:
         raise ToolError("payload too large (256 kB at most)")
+    await ctx.services.quotas.take("webhooks", ctx.identity.user_id)
     user = str(ctx.identity.user_id)
     ts = str(int(time.time()))
     headers = {
@@ -207,6 +211,7 @@ async def send_sms(args: SmsArgs, ctx: ToolContext) -> dict[str, Any]:
         raise ToolError("to must be a phone number in E.164 form (+ and 7-15 digits)")
     if not re.fullmatch(r"[A-Za-z0-9]{1,64}", s.twilio_account_sid):
         raise ToolError("TWILIO_ACCOUNT_SID is malformed")
+    await ctx.services.quotas.take("sms", ctx.identity.user_id)
     url = f"{s.twilio_api_base.rstrip('/')}/2010-04-01/Accounts/{s.twilio_account_sid}/Messages.json"
     auth = base64.b64encode(f"{s.twilio_account_sid}:{s.twilio_auth_token}".encode()).decode()
     timeout = aiohttp.ClientTimeout(total=15)
