@@ -73,7 +73,10 @@ class LoginRequest(BaseModel):
     @classmethod
     def _normalise_email(cls, value: str) -> str:
         # The same normalisation as signup, so the stored address is found; an
-        # invalid address is no 422 here, just an unknown user (401).
+        # invalid address is no 422 here, just an unknown user (401) — except one
+        # the database cannot even look up.
+        if "\x00" in value:
+            raise PydanticCustomError("email", "Invalid email address: it contains a NUL character")
         try:
             return validate_email(value.strip(), check_deliverability=False).normalized.lower()
         except EmailNotValidError:

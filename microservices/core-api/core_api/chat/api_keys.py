@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
+from ..pg_input import PgText
 
 router = APIRouter(prefix="/api/user/api-keys", tags=["api-keys"])
 User = Annotated[AuthUser, Depends(current_user)]
@@ -55,8 +56,8 @@ def generate_key() -> str:
 
 class ApiKeyCreate(BaseModel):
     provider_name: str = Field(min_length=1, max_length=64)
-    api_key: str = Field(min_length=1, max_length=4096)
-    api_url: str | None = Field(default=None, max_length=2048)
+    api_key: PgText = Field(min_length=1, max_length=4096)
+    api_url: PgText | None = Field(default=None, max_length=2048)
     is_active: bool = True
 
     @field_validator("provider_name")

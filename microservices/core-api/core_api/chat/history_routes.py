@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
+from ..pg_input import JsonObject, PgText
+from ..query_bounds import Offset
 from .store import TITLE_MAX, ChatStore, NewMessage
 
 router = APIRouter(prefix="/api/chat-history", tags=["chat-history"])
@@ -27,22 +29,22 @@ Store = Annotated[ChatStore, Depends(store_of)]
 
 
 class SessionCreate(BaseModel):
-    title: str = Field(default="New Chat", min_length=1, max_length=TITLE_MAX)
-    model_used: str | None = Field(default=None, max_length=200)
+    title: PgText = Field(default="New Chat", min_length=1, max_length=TITLE_MAX)
+    model_used: PgText | None = Field(default=None, max_length=200)
 
 
 class TitleUpdate(BaseModel):
-    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    title: PgText = Field(min_length=1, max_length=TITLE_MAX)
 
 
 class MessageCreate(BaseModel):
     session_id: str = Field(max_length=64)
     role: Literal["user", "assistant", "system"]
-    content: str = Field(max_length=100_000)
-    reasoning: str | None = Field(default=None, max_length=100_000)
-    model_used: str | None = Field(default=None, max_length=200)
+    content: PgText = Field(max_length=100_000)
+    reasoning: PgText | None = Field(default=None, max_length=100_000)
+    model_used: PgText | None = Field(default=None, max_length=200)
     input_type: Literal["text", "voice", "screen"] = "text"
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
 
 @router.get("/sessions")
@@ -50,7 +52,7 @@ async def list_sessions(
     user: User,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     return await store.list_sessions(user.id, limit, offset)
 
@@ -66,7 +68,7 @@ async def get_session(
     user: User,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     found = await store.messages(user.id, session_id, limit, offset)
     if found is None:
@@ -116,7 +118,7 @@ async def add_message(body: MessageCreate, user: User, store: Store) -> dict[str
 async def search(
     user: User,
     store: Store,
-    query: Annotated[str, Query(min_length=1, max_length=500)],
+    query: Annotated[PgText, Query(min_length=1, max_length=500)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Messages whose text contains `query` (newest first), and sessions whose title does."""

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from ..internal.callers import CallerIdentity as Caller
+from ..pg_input import JsonObject, PgText
 from .store import TITLE_MAX, ChatStore, NewMessage, title_from
 
 router = APIRouter(prefix="/internal/history", tags=["internal"], include_in_schema=False)
@@ -25,16 +26,16 @@ def _store(request: Request) -> ChatStore:
 
 
 class MessageIn(BaseModel):
-    content: str = Field(max_length=100_000)
-    reasoning: str | None = Field(default=None, max_length=100_000)
-    model_used: str | None = Field(default=None, max_length=200)
+    content: PgText = Field(max_length=100_000)
+    reasoning: PgText | None = Field(default=None, max_length=100_000)
+    model_used: PgText | None = Field(default=None, max_length=200)
     input_type: Literal["text", "voice", "screen"] = "text"
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
 
 class ExchangeIn(BaseModel):
     session_id: str | None = Field(default=None, max_length=64)
-    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    title: PgText | None = Field(default=None, max_length=TITLE_MAX)
     user_message: MessageIn
     assistant_message: MessageIn | None = None
 
@@ -45,8 +46,8 @@ class OneMessageIn(MessageIn):
 
 
 class SessionIn(BaseModel):
-    title: str = Field(default="New Chat", min_length=1, max_length=TITLE_MAX)
-    model_used: str | None = Field(default=None, max_length=200)
+    title: PgText = Field(default="New Chat", min_length=1, max_length=TITLE_MAX)
+    model_used: PgText | None = Field(default=None, max_length=200)
 
 
 def _new(role: str, m: MessageIn) -> NewMessage:

@@ -32,6 +32,7 @@ from harvis_common.llm import LLMError
 
 from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
+from ..pg_input import PgText
 from .backend import LLMBackend
 from .sse import HEARTBEAT, SSEResponse
 from .store import ChatStore, NewMessage, parse_session_id, title_from
@@ -53,7 +54,7 @@ class HistoryItem(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: PgText = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     history: list[HistoryItem] = Field(default_factory=list, max_length=500)
     model: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=64)
@@ -73,7 +74,7 @@ class ChatRequest(BaseModel):
 
 class VisionChatRequest(ChatRequest):
     images: list[str] = Field(min_length=1, max_length=MAX_IMAGES)
-    message: str = Field(default="Describe this image.", max_length=MAX_MESSAGE_CHARS)
+    message: PgText = Field(default="Describe this image.", max_length=MAX_MESSAGE_CHARS)
 
     @field_validator("images")
     @classmethod
