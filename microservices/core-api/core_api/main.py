@@ -1,4 +1,4 @@
-"""core-api: auth and users, the health overview, and the gateway to every service.
+"""core-api: auth and users, administration, the health overview, and the gateway to every service.
 
 Served as `uvicorn core_api.main:app` on port 8000. `app` is the gateway, a
 raw ASGI callable: proxied prefixes go straight to their service; everything
@@ -22,6 +22,7 @@ from harvis_common.health import health_router
 from harvis_common.logging import configure_logging
 
 from . import chat, internal
+from .admin.routes import router as admin_router
 from .auth.routes import router as auth_router
 from .auth.service import AuthService
 from .service_router import Gateway, health_overview_router
@@ -99,6 +100,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.include_router(health_router(settings.service_name, VERSION, {"database": _db_ready, "redis": _redis_ready}))
 api.include_router(auth_router)
+api.include_router(admin_router)
 chat.install(api)
 internal.install(api)
 

@@ -32,6 +32,25 @@ class Settings(ServiceSettings, LLMSettings):
     login_rate_per_account: int = Field(default=5, ge=1)
     login_rate_window_s: int = Field(default=300, ge=1)
     revocation_sync_s: float = Field(default=2.0, gt=0)
+    # Signups per client address within the window: each one costs a bcrypt hash and an account.
+    signup_rate_per_ip: int = Field(default=20, ge=1)
+    signup_rate_window_s: int = Field(default=3600, ge=1)
+    # bcrypt jobs that may wait for a hashing thread; past this, logins and signups are
+    # answered 503 + Retry-After at once instead of queueing without end.
+    bcrypt_queue_max: int = Field(default=32, ge=0)
+    # How long a user's state (exists, active, admin) is trusted before it is read again:
+    # a disabled or deleted user's tokens stop working within this many seconds.
+    user_state_cache_s: float = Field(default=5.0, gt=0, le=300)
+    # Comma-separated emails made administrators at signup or login (how the first admin is
+    # made; `python -m core_api.admin grant|revoke EMAIL` manages the role afterwards).
+    admin_emails: str = ""
+
+    # The public /api/health answer is reused for this long (a flood of it is no flood on the services).
+    health_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # Origins (scheme://host[:port], comma-separated) besides the request's own host from which a
+    # cookie-authenticated WebSocket may be opened (e.g. a front end served on another port);
+    # checked when the gateway is built, so a typo stops the service.
+    websocket_allowed_origins: str = ""
 
     # Where each service lives; the gateway's routing table points at these.
     research_service_url: str = "http://127.0.0.1:8001"
@@ -57,6 +76,10 @@ class Settings(ServiceSettings, LLMSettings):
     # How long after issue a service may send back a user's X-Internal-Auth token to core-api's
     # internal API (/internal/history/…, /internal/token): mic-chat and research outlive its 60 s TTL.
     internal_history_token_max_age_s: int = Field(default=900, ge=10, le=3600)
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
     @field_validator("jwt_secret")
     @classmethod

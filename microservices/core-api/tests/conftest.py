@@ -19,6 +19,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from core_api.admin.routes import router as admin_router
 from core_api.auth.routes import router as auth_router
 from core_api.auth.service import AuthService
 from core_api.settings import Settings
@@ -39,6 +40,8 @@ def make_settings(**overrides: Any) -> Settings:
         "login_rate_per_ip": 50,
         "login_rate_per_account": 5,
         "login_rate_window_s": 60,
+        # The tests sign many users up from one address; the signup limit has its own tests.
+        "signup_rate_per_ip": 100_000,
         "revocation_sync_s": 3600.0,  # tests that need the background sync lower it
         "redis_url": "",
         "bcrypt_rounds": 4,
@@ -131,10 +134,11 @@ async def make_service(pool: asyncpg.Pool) -> AsyncIterator[ServiceFactory]:
 
 
 def build_app(service: AuthService) -> FastAPI:
-    """What main.py mounts, without the gateway: error handlers, the auth router, state."""
+    """What main.py mounts, without the gateway: error handlers, the auth and admin routers, state."""
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(admin_router)
     app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
     return app
 

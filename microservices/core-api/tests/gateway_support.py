@@ -29,6 +29,7 @@ from core_api.settings import Settings
 from harvis_common.app import create_service_app
 from harvis_common.config import ServiceSettings
 from harvis_common.diagnostics import sse_event
+from harvis_common.errors import install_error_handlers
 from harvis_common.identity import current_identity
 from harvis_common.testing import InternalAuthKit
 
@@ -47,7 +48,7 @@ class FakeAuthenticator:
         self.users = users
         self.calls = 0
 
-    def authenticate(self, token: str) -> AuthUser | None:
+    async def authenticate(self, token: str) -> AuthUser | None:
         self.calls += 1
         return self.users.get(token)
 
@@ -163,6 +164,7 @@ def gateway_settings(urls: dict[str, str], **overrides: Any) -> Settings:
         gateway_connect_timeout_s=0.5,
         gateway_read_timeout_s=1.0,
         gateway_stream_timeout_s=30.0,
+        health_cache_s=0.5,
         jwt_secret="x" * 32,
     )
     values.update(overrides)
@@ -173,7 +175,8 @@ def gateway_app(settings: Settings, authenticator: Any, kit: InternalAuthKit) ->
     """The gateway wrapped around a FastAPI app, wired like core_api.main does."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.auth = authenticator  # core-api's own routes (the admin health view) ask it too
         gateway.attach(authenticator, kit.signer)
         await gateway.start()
         try:
@@ -182,6 +185,7 @@ def gateway_app(settings: Settings, authenticator: Any, kit: InternalAuthKit) ->
             await gateway.stop()
 
     api = FastAPI(lifespan=lifespan)
+    install_error_handlers(api)
 
     @api.get("/api/local")
     async def local() -> dict[str, str]:
@@ -197,6 +201,19 @@ def research_app(kit: InternalAuthKit) -> FastAPI:
 
     settings = ResearchSettings(_env_file=None, internal_auth_public_key=kit.public_key)
     return create_service_app(settings, title="research (test)", description="", slug="research")
+
+
+class HitCounter:
+    """Counts the requests an app gets for one path (an ASGI wrapper, thread-safe enough for
+    CPython's atomic int updates under the GIL)."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app, self.path, self.hits = app, path, 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path:
+            self.hits += 1
+        await self.app(scope, receive, send)
 
 
 class EchoState:
@@ -318,10 +335,11 @@ class Fleet:
     """The gateway in front of: research (real app), voice (echo), vibe-coding
     (terminal WebSocket), browser (raw responder); mcp and n8n are down."""
 
-    def __init__(self, raw_respond: Callable[[bytes], Awaitable[list[bytes]]]) -> None:
+    def __init__(self, raw_respond: Callable[[bytes], Awaitable[list[bytes]]], **overrides: Any) -> None:
         self.kit = InternalAuthKit()
         self.echo_state = EchoState()
-        self.research = ServerThread(research_app(self.kit)).start()
+        self.research_app = HitCounter(research_app(self.kit), "/health")
+        self.research = ServerThread(self.research_app).start()
         self.voice = ServerThread(echo_app(self.kit, self.echo_state)).start()
         self.vibe = ServerThread(terminal_app(self.kit)).start()
         self.browser = RawServer(raw_respond).start()
@@ -332,7 +350,8 @@ class Fleet:
                 "voice-service": self.voice.url,
                 "vibe-coding": self.vibe.url,
                 "browser-service": self.browser.url,
-            }
+            },
+            **overrides,
         )
         self.gateway = gateway_app(self.settings, self.authenticator, self.kit)
         self.server = ServerThread(self.gateway).start()
@@ -344,6 +363,9 @@ class Fleet:
     @property
     def port(self) -> int:
         return self.server.port
+
+    def research_health_calls(self) -> int:
+        return self.research_app.hits
 
     def stop(self) -> None:
         for server in (self.server, self.research, self.voice, self.vibe, self.browser):

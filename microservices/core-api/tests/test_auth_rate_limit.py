@@ -143,7 +143,7 @@ async def test_redis_outage_falls_back_to_process_counters(
     service = await make_service(login_rate_per_account=2)
     # As if Redis went away after start: nothing listens on port 1.
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    service.limiter._redis = RedisCounters(dead)
+    service.limiter.counters._redis = RedisCounters(dead)
     client = await make_client(service)
     user, _ = await signup(client)
     for _ in range(2):
@@ -163,10 +163,26 @@ async def test_limiter_keys_hide_emails() -> None:
 async def test_memory_counters_sweep_closed_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     counters = MemoryCounters()
     monkeypatch.setattr(MemoryCounters, "MAX_KEYS", 10)
-    await counters.incr([f"k{i}" for i in range(20)], window_s=0)  # windows already closed
-    await counters.incr(["fresh"], window_s=60)
+    await counters.hit([f"k{i}" for i in range(20)], window_s=0)  # windows already closed
+    await counters.hit(["fresh"], window_s=60)
     assert len(counters._data) <= 11
-    assert await counters.peek(["fresh", "k1"]) == [(1, pytest.approx(60, abs=1)), (0, 0.0)]
+    assert await counters.hit(["fresh", "k1"], window_s=60) == [
+        (2, pytest.approx(60, abs=1)),
+        (1, pytest.approx(60, abs=1)),  # k1's window had closed: a new one opened
+    ]
+
+
+@pytest.mark.parametrize("use_redis", [False, True], ids=["memory", "redis"])
+async def test_undo_never_goes_below_zero_nor_revives_a_key(redis: Redis, redis_prefix: str, use_redis: bool) -> None:
+    counters = RedisCounters(redis) if use_redis else MemoryCounters()
+    key = f"{redis_prefix}undo"
+    await counters.undo([key])  # nothing there: stays nothing
+    assert await counters.hit([key], window_s=60) == [(1, pytest.approx(60, abs=1))]
+    await counters.undo([key])
+    await counters.undo([key])
+    assert await counters.hit([key], window_s=60) == [(1, pytest.approx(60, abs=1))]
+    if use_redis:
+        assert 0 < await redis.ttl(key) <= 60  # never a key without an expiry
 
 
 @pytest.mark.parametrize(

@@ -77,11 +77,11 @@ async def test_other_replica_learns_by_db_sync(make_service: ServiceFactory, mak
     other = await make_service(revocation_sync_s=0.2)  # no Redis: only its background sync can tell it
     client = await make_client(one)
     _, token = await signup(client)
-    assert other.authenticate(token) is not None  # valid, and now in its cache
+    assert other.verify_token(token) is not None  # valid, and now in its cache
 
     await client.post("/api/auth/logout", headers=bearer(token))
-    assert one.authenticate(token) is None  # at once where it happened
-    await eventually(lambda: other.authenticate(token) is None, timeout_s=5)
+    assert one.verify_token(token) is None  # at once where it happened
+    await eventually(lambda: other.verify_token(token) is None, timeout_s=5)
     assert other.revocations.learned_from_sync == 1
     assert other.revocations.learned_from_pubsub == 0
 
@@ -95,7 +95,7 @@ async def test_revocation_survives_a_restart(make_service: ServiceFactory, make_
 
     restarted = await make_service()
     assert restarted.revocations.is_revoked(restarted.tokens.decode(token).jti)
-    assert restarted.authenticate(token) is None
+    assert restarted.verify_token(token) is None
 
 
 async def test_other_replica_learns_at_once_by_pubsub(
@@ -106,11 +106,11 @@ async def test_other_replica_learns_at_once_by_pubsub(
     other = await make_service(redis_prefix)
     client = await make_client(one)
     _, token = await signup(client)
-    assert other.authenticate(token) is not None
+    assert other.verify_token(token) is not None
     synced = other.revocations.learned_from_sync
 
     await client.post("/api/auth/logout", headers=bearer(token))
-    took = await eventually(lambda: other.authenticate(token) is None, timeout_s=2)
+    took = await eventually(lambda: other.verify_token(token) is None, timeout_s=2)
     assert took < 1.0
     assert other.revocations.learned_from_pubsub == 1
     assert other.revocations.learned_from_sync == synced  # not the DB: pub/sub told it
@@ -123,7 +123,7 @@ async def test_pubsub_ignores_malformed_messages(make_service: ServiceFactory, r
     await redis.publish(channel, b"not json")
     await redis.publish(channel, b'{"jti": 1}')
     await redis.publish(channel, f'{{"jti": "{user.jti}", "exp": {user.exp}}}'.encode())
-    await eventually(lambda: service.authenticate(token) is None, timeout_s=2)
+    await eventually(lambda: service.verify_token(token) is None, timeout_s=2)
     assert service.revocations.learned_from_pubsub == 1
 
 
@@ -148,7 +148,7 @@ async def test_memory_set_drops_expired_entries(service: AuthService) -> None:
     service.revocations._on_message(f'{{"jti": "{user.jti}", "exp": {user.exp}}}')
     service.revocations._revoked["gone"] = now - 5  # as if its token expired since
     await service.revocations.purge_expired()
-    assert service.revocations.is_revoked(user.jti) and service.authenticate(token) is None
+    assert service.revocations.is_revoked(user.jti) and service.verify_token(token) is None
     assert not service.revocations.is_revoked("gone")
 
 
@@ -156,7 +156,7 @@ async def test_deleted_user_token_is_refused_and_can_still_be_revoked(
     client: httpx.AsyncClient, service: AuthService, pool: asyncpg.Pool
 ) -> None:
     _, token = await signup(client)
-    user = service.authenticate(token)
+    user = service.verify_token(token)
     assert user is not None
     await pool.execute("DELETE FROM users WHERE id = $1", user.id)
     me = await client.get("/api/auth/me", headers=bearer(token))

@@ -21,7 +21,7 @@ async def test_starts_and_stops_with_redis_unreachable(pool: asyncpg.Pool) -> No
     try:
         await asyncio.wait_for(service.start(), 5)
         token, _ = service.tokens.issue(user_id=1, username="ada", email="ada@example.com", is_admin=False)
-        assert service.authenticate(token) is not None
+        assert service.verify_token(token) is not None
     finally:
         started = time.monotonic()
         await service.stop()
@@ -39,7 +39,7 @@ async def test_stop_is_bounded_when_redis_closed_first(make_service: ServiceFact
     assert time.monotonic() - started < 5
 
 
-async def test_authenticate_is_synchronous(service: AuthService) -> None:
+async def test_token_check_is_synchronous(service: AuthService) -> None:
     token, user = service.tokens.issue(user_id=3, username="ada", email="ada@example.com", is_admin=False)
-    result = service.authenticate(token)  # no await: the gateway calls it inline
+    result = service.verify_token(token)  # no await: signature, claims and revocation are all in memory
     assert result == user

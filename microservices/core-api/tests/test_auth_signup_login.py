@@ -40,7 +40,7 @@ async def test_signup_logs_in_with_cookie(client: httpx.AsyncClient, service: Au
     assert attrs["max-age"] == str(60 * 60) == str(service.token_ttl_s)
     assert "secure" not in attrs
     # The token proves the new user, with the claims the gateway uses.
-    proven = service.authenticate(body["access_token"])
+    proven = await service.authenticate(body["access_token"])
     assert isinstance(proven, AuthUser)
     assert (proven.username, proven.email, proven.is_admin) == (user["username"], user["email"], False)
 

@@ -101,7 +101,7 @@ async def test_codec_refuses(attack: str) -> None:
 async def test_attacks_get_401_at_me(client: httpx.AsyncClient, service: AuthService) -> None:
     _, token = await signup(client)
     assert (await client.get("/api/auth/me", headers=bearer(token))).status_code == 200
-    me_id = service.authenticate(token).id  # type: ignore[union-attr]
+    me_id = service.verify_token(token).id  # type: ignore[union-attr]
     attacks = [build() for build in ATTACKS.values()]
     # A payload tampered to become someone else (or an admin) with the real signature.
     attacks += [tampered(token, sub=str(me_id + 1)), tampered(token, adm=True), tampered(token, exp=2**31)]
@@ -129,8 +129,8 @@ async def test_cache_serves_repeat_validations(service: AuthService) -> None:
     token, _ = service.tokens.issue(user_id=1, username="ada", email="ada@example.com", is_admin=False)
     c = service.counters
     hits, misses = c.token_cache_hits, c.token_cache_misses
-    first = service.authenticate(token)
-    second = service.authenticate(token)
+    first = service.verify_token(token)
+    second = service.verify_token(token)
     assert first is not None and first == second
     assert (c.token_cache_misses, c.token_cache_hits) == (misses + 1, hits + 1)
 
@@ -150,9 +150,9 @@ async def test_cache_honours_expiry() -> None:
 async def test_authenticate_stops_at_expiry(service: AuthService) -> None:
     now = int(time.time())
     token = forge(claims(iat=now, exp=now + 2))
-    assert service.authenticate(token) is not None  # now cached
+    assert service.verify_token(token) is not None  # now cached
     await asyncio.sleep(now + 2.1 - time.time())
-    assert service.authenticate(token) is None
+    assert service.verify_token(token) is None
 
 
 async def test_cache_is_bounded() -> None:

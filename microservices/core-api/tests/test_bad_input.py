@@ -85,3 +85,12 @@ async def test_nul_characters_are_422(chat_server: ChatServer, field: str) -> No
             r = await c.post("/api/chat-history/messages", json=body, headers=headers)
     assert r.status_code == 422, r.text
     assert r.json()["message"]
+
+
+async def test_nul_in_search_and_login_is_422(chat_server: ChatServer) -> None:
+    _, token = await chat_server.user()
+    async with chat_server.client() as c:
+        r = await c.get("/api/chat-history/search?query=a%00b", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 422 and r.json()["message"], r.text
+        r = await c.post("/api/auth/login", json={"email": "a\u0000@example.com", "password": "whatever-1"})
+        assert r.status_code == 422 and r.json()["message"], r.text

@@ -15,6 +15,7 @@ from chat_support import (
     free_port,
 )
 from chat_support import internal_token as _token
+from conftest import new_user
 from cryptography.exceptions import InvalidTag
 
 from core_api.chat.api_keys import KeyCipher, generate_key
@@ -37,8 +38,9 @@ async def test_models_list_shape(chat_server: ChatServer) -> None:
 
 
 async def test_models_503_when_backend_down(make_chat_server) -> None:
-    server = await make_chat_server(ollama_url=f"http://127.0.0.1:{free_port()}")
-    _, token = await server.user()
+    admin = new_user()
+    server = await make_chat_server(ollama_url=f"http://127.0.0.1:{free_port()}", admin_emails=admin["email"])
+    _, token = await server.user(admin)
     async with server.client() as c:
         for path, headers in (("/api/models", bearer(token)), ("/api/ollama-models", {})):
             r = await c.get(path, headers=headers, timeout=10)  # the front end gives up after 10 s
@@ -50,8 +52,10 @@ async def test_models_503_when_backend_down(make_chat_server) -> None:
         ).status_code == 503
 
 
-async def test_memory_pressure_and_unload(chat_server: ChatServer) -> None:
-    _, token = await chat_server.user()
+async def test_memory_pressure_and_unload(make_chat_server) -> None:
+    admin = new_user()  # unloading is for administrators (tests/test_admin.py: others get 403)
+    chat_server = await make_chat_server(admin_emails=admin["email"])
+    _, token = await chat_server.user(admin)
     async with chat_server.client(cookies={"access_token": token}) as c:  # the front end sends the cookie only
         body = (await c.get("/api/models/memory-pressure")).json()
         assert body["allocated_gb"] == 0 and body["loaded_models"] == []

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from gateway_support import BEARER, Fleet, ServerThread, free_port, raw_request
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 REPO = Path(__file__).resolve().parents[3]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -149,7 +150,9 @@ async def test_sse_is_not_buffered_by_nginx(client: httpx.AsyncClient) -> None:
 async def test_health_and_api_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).status_code in (200, 404)  # reaches core-api's app
     r = await client.get("/api/health")
-    assert r.status_code == 200 and r.json()["services"]["research-service"]["status"] == "ok"
+    assert r.status_code == 200 and set(r.json()) == {"status", "checked_at"}  # public: nothing inside
+    detailed = await client.get("/api/admin/health", headers={"Authorization": "Bearer tok-bob"})  # an admin
+    assert detailed.status_code == 200 and detailed.json()["services"]["research-service"]["status"] == "ok"
 
 
 async def test_frontend_absent_is_json_502(client: httpx.AsyncClient) -> None:
@@ -273,6 +276,20 @@ async def test_malformed_requests_get_json_errors_not_500(
 async def test_service_errors_pass_through_unchanged(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/mcp/tools", headers=BEARER)  # core-api's own JSON 503, not nginx's page
     assert r.status_code == 503 and r.json()["detail"] == "mcp-service is unavailable"
+
+
+async def test_websocket_origin_check_through_nginx(stack: tuple[Fleet, Nginx, Nginx]) -> None:
+    """nginx passes the browser's Host (with its port) on, so the page nginx served may use
+    the cookie on a WebSocket and a page from anywhere else may not."""
+    port = stack[1].port
+    url = f"ws://127.0.0.1:{port}/api/vibecoding/container/s-1/terminal"
+    cookie = {"Cookie": "access_token=tok-alice"}
+    async with connect(url, additional_headers={**cookie, "Origin": f"http://127.0.0.1:{port}"}, proxy=None) as ws:
+        assert orjson.loads(await ws.recv())["user_id"] == 7
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers={**cookie, "Origin": "http://attacker.example"}, proxy=None):
+            pass
+    assert refused.value.response.status_code == 403
 
 
 async def test_websocket_through_nginx(stack: tuple[Fleet, Nginx, Nginx]) -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from gateway_support import Fleet
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 TERMINAL = "/api/vibecoding/container/s-42/terminal"
 
@@ -87,3 +87,68 @@ async def test_service_down_is_1013(fleet: Fleet) -> None:
             await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert "mcp-service is unavailable" in closed.value.rcvd.reason
+
+
+# ---------------------------------------------------------------- cross-site WebSocket hijacking
+# A page on another site can open a WebSocket to us and the browser adds our cookie
+# (SameSite=Lax lets same-site and top-level cases through, and older browsers send it
+# always). Browsers always send Origin on a WebSocket upgrade, so a cookie-authenticated
+# upgrade from an Origin that isn't our own host is refused (issue 14).
+
+COOKIE = {"Cookie": "access_token=tok-alice"}
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "null", "http://127.0.0.1.evil.example", "https://127.0.0.1:1"],
+)
+async def test_cookie_upgrade_from_a_foreign_origin_is_403(fleet: Fleet, origin: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ws_url(fleet), additional_headers={**COOKIE, "Origin": origin}, proxy=None):
+            pass
+    response = refused.value.response
+    assert response.status_code == 403
+    assert response.headers.get("content-type") == "application/json"
+    body = orjson.loads(response.body)
+    assert "origin" in body["message"].lower() and body["detail"]
+
+
+async def test_cookie_upgrade_from_our_own_origin_works(fleet: Fleet) -> None:
+    for origin in (f"http://127.0.0.1:{fleet.port}", f"HTTP://127.0.0.1:{fleet.port}"):
+        headers = {**COOKIE, "Origin": origin}
+        async with connect(ws_url(fleet), additional_headers=headers, proxy=None) as ws:
+            assert orjson.loads(await ws.recv())["user_id"] == 7
+
+
+async def test_cookie_upgrade_without_origin_is_not_a_browser(fleet: Fleet) -> None:
+    """Only browsers ride cookies cross-site, and they always send Origin: a client without
+    one (a CLI, a test) chose to send the cookie itself."""
+    async with connect(ws_url(fleet), additional_headers=COOKIE, proxy=None) as ws:
+        assert orjson.loads(await ws.recv())["user_id"] == 7
+
+
+async def test_token_upgrades_are_not_origin_bound(fleet: Fleet) -> None:
+    """A token in the query or a Bearer header was put there by the page that holds it: a
+    foreign site can't, so the front end served from elsewhere keeps working."""
+    foreign = {"Origin": "http://frontend.example:3000"}
+    async with connect(ws_url(fleet, query="?token=tok-alice"), additional_headers=foreign, proxy=None) as ws:
+        assert orjson.loads(await ws.recv())["user_id"] == 7
+    headers = {**foreign, "Authorization": "Bearer tok-bob", **COOKIE}
+    async with connect(ws_url(fleet), additional_headers=headers, proxy=None) as ws:
+        assert orjson.loads(await ws.recv())["user_id"] == 8
+
+
+async def test_configured_origins_may_use_the_cookie() -> None:
+    fleet = Fleet(_no_response, websocket_allowed_origins="http://frontend.example:3000, https://app.example")
+    try:
+        for origin in ("http://frontend.example:3000", "https://app.example"):
+            headers = {**COOKIE, "Origin": origin}
+            async with connect(ws_url(fleet), additional_headers=headers, proxy=None) as ws:
+                assert orjson.loads(await ws.recv())["user_id"] == 7
+        with pytest.raises(InvalidStatus) as refused:
+            headers = {**COOKIE, "Origin": "http://frontend.example:3001"}
+            async with connect(ws_url(fleet), additional_headers=headers, proxy=None):
+                pass
+        assert refused.value.response.status_code == 403
+    finally:
+        fleet.stop()

@@ -1,8 +1,10 @@
 """What the rest of core-api (routes, the gateway) needs to know about a caller.
 
 The gateway authenticates every proxied request, so this is the hot path:
-`Authenticator.authenticate` is synchronous and answers from memory (cached
-signature checks, an in-memory revocation set kept in sync in the background).
+`Authenticator.authenticate` answers from memory (cached signature checks, an
+in-memory revocation set kept in sync in the background, each user's current
+state cached for a few seconds) and reads the database only when a user's state
+is due again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ class AuthUser:
 
 
 class Authenticator(Protocol):
-    def authenticate(self, token: str) -> AuthUser | None:
-        """The user a token proves, or None if it is invalid, expired or revoked."""
+    async def authenticate(self, token: str) -> AuthUser | None:
+        """The user a token proves, as they are now (current admin flag), or None if the
+        token is invalid, expired or revoked, or the user was disabled or deleted since.
+        May raise `user_state.StateUnavailable` (answer 503, not 401)."""
 
 
 def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

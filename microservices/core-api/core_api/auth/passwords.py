@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import math
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,18 +90,47 @@ def password_problem(password: str, *, username: str = "", email: str = "") -> s
     return None
 
 
-class PasswordHasher:
-    """bcrypt in a small dedicated thread pool: it never blocks the event loop,
-    and a burst of logins queues here instead of taking every core."""
+class HasherOverloaded(Exception):
+    """More bcrypt work is waiting than the queue allows: shed this request."""
 
-    def __init__(self, rounds: int = DEFAULT_BCRYPT_ROUNDS, workers: int | None = None) -> None:
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"password hashing is busy, retry after {retry_after_s}s")
+        self.retry_after_s = retry_after_s
+
+
+class PasswordHasher:
+    """bcrypt in a small dedicated thread pool: it never blocks the event loop, and
+    a burst of logins queues here instead of taking every core.
+
+    The queue is bounded: with every thread busy and `max_queue` jobs already
+    waiting, the next one is refused at once (HasherOverloaded, the routes' 503 +
+    Retry-After) instead of waiting behind an unbounded line that would make
+    every login slow (issue 14: signups could stall every login)."""
+
+    def __init__(self, rounds: int = DEFAULT_BCRYPT_ROUNDS, workers: int | None = None, max_queue: int = 32) -> None:
         if not 4 <= rounds <= 31:
             raise ValueError("bcrypt rounds must be between 4 and 31")
+        if max_queue < 0:
+            raise ValueError("max_queue must be >= 0")
         self.rounds = rounds
-        self._pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1), thread_name_prefix="bcrypt")
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.max_queue = max_queue
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
         self._dummy_hash: bytes | None = None
+        self._in_pool = 0  # submitted and not finished: running + waiting
+        self._avg_s = 0.25  # a moving average of one job's time, for Retry-After
+        self._last_run_s = 0.25
         self.hashes = 0
         self.verifications = 0
+        self.rejected = 0
+
+    @property
+    def running(self) -> int:
+        return min(self._in_pool, self.workers)
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self._in_pool - self.workers)
 
     def _hash(self, password: str) -> bytes:
         return bcrypt.hashpw(prehash(password), bcrypt.gensalt(self.rounds))
@@ -110,8 +142,38 @@ class PasswordHasher:
         except ValueError:  # a malformed stored hash is a failed check, not a crash
             return False
 
+    def retry_after_s(self) -> int:
+        """About when the queue will have room again, in whole seconds (1-30)."""
+        return max(1, min(30, math.ceil((self.waiting + 1) * self._avg_s / self.workers)))
+
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        if self._in_pool >= self.workers + self.max_queue:
+            self.rejected += 1
+            raise HasherOverloaded(self.retry_after_s())
+        loop = asyncio.get_running_loop()
+        self._in_pool += 1
+
+        def timed() -> T:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._last_run_s = time.perf_counter() - start
+
+        def finished(_: object) -> None:
+            # Counted out when the thread is really done (or the job was cancelled before it
+            # started), not when the awaiting request gives up: a disconnected client's hash
+            # still occupies its thread.
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nothing left to count for
+                loop.call_soon_threadsafe(self._job_done)
+
+        job = self._pool.submit(timed)
+        job.add_done_callback(finished)
+        return await asyncio.wrap_future(job)
+
+    def _job_done(self) -> None:
+        self._in_pool -= 1
+        self._avg_s = 0.8 * self._avg_s + 0.2 * self._last_run_s
 
     async def hash(self, password: str) -> str:
         self.hashes += 1

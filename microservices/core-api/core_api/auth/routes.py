@@ -11,18 +11,33 @@ from . import users
 from .body_limit import BoundedBodyRoute
 from .client_ip import client_ip
 from .context import COOKIE_NAME, AuthUser
-from .dependencies import CREDENTIALS_ERROR, auth_service, current_user, request_token
+from .dependencies import CREDENTIALS_ERROR, admin_only, auth_service, current_user, request_token
 from .schemas import LoginRequest, LogoutResponse, MeResponse, SignupRequest, TokenResponse
-from .service import AuthService, DuplicateUser, InvalidCredentials, RateLimited
+from .service import AccountDisabled, AuthService, DuplicateUser, HasherOverloaded, InvalidCredentials, RateLimited
 
 DUPLICATE_USER = "User with this email or username already exists"
 BAD_CREDENTIALS = "Incorrect email or password"
 TOO_MANY_ATTEMPTS = "Too many login attempts, try again later"
+TOO_MANY_SIGNUPS = "Too many signups from your network, try again later"
+ACCOUNT_DISABLED = "This account is disabled; ask an administrator"
+BUSY = "The server is busy checking passwords, try again in a moment"
+STATS_ADMIN_ONLY = "Fleet-wide auth statistics need an administrator account"
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=BoundedBodyRoute)
 
 Service = Annotated[AuthService, Depends(auth_service)]
 Caller = Annotated[AuthUser, Depends(current_user)]
+StatsAdmin = Annotated[AuthUser, Depends(admin_only(STATS_ADMIN_ONLY))]
+
+
+def caller_ip(request: Request, auth: AuthService) -> str:
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-real-ip"), auth.trusted_proxies)
+
+
+def _busy(exc: HasherOverloaded) -> HTTPException:
+    # 503 (not 429): the server, not this client, is over capacity.
+    return HTTPException(503, BUSY, headers={"Retry-After": str(exc.retry_after_s)})
 
 
 def _token_response(token: str, auth: AuthService) -> JSONResponse:
@@ -42,25 +57,31 @@ def _token_response(token: str, auth: AuthService) -> JSONResponse:
     return response
 
 
-@router.post("/signup", response_model=TokenResponse, responses={409: {}, 422: {}})
-async def signup(body: SignupRequest, auth: Service) -> JSONResponse:
+@router.post("/signup", response_model=TokenResponse, responses={409: {}, 422: {}, 429: {}, 503: {}})
+async def signup(body: SignupRequest, request: Request, auth: Service) -> JSONResponse:
     try:
-        token, _ = await auth.signup(body.username, body.email, body.password)
+        token, _ = await auth.signup(body.username, body.email, body.password, caller_ip(request, auth))
+    except RateLimited as exc:
+        raise HTTPException(429, TOO_MANY_SIGNUPS, headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except HasherOverloaded as exc:
+        raise _busy(exc) from None
     except DuplicateUser:
         raise HTTPException(409, DUPLICATE_USER) from None
     return _token_response(token, auth)
 
 
-@router.post("/login", response_model=TokenResponse, responses={401: {}, 429: {}})
+@router.post("/login", response_model=TokenResponse, responses={401: {}, 403: {}, 429: {}, 503: {}})
 async def login(body: LoginRequest, request: Request, auth: Service) -> JSONResponse:
-    peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-real-ip"), auth.trusted_proxies)
     try:
-        token, _ = await auth.login(body.email, body.password, ip)
+        token, _ = await auth.login(body.email, body.password, caller_ip(request, auth))
     except RateLimited as exc:
         raise HTTPException(429, TOO_MANY_ATTEMPTS, headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except HasherOverloaded as exc:
+        raise _busy(exc) from None
     except InvalidCredentials:
         raise HTTPException(401, BAD_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"}) from None
+    except AccountDisabled:
+        raise HTTPException(403, ACCOUNT_DISABLED) from None
     return _token_response(token, auth)
 
 
@@ -72,8 +93,9 @@ async def me(caller: Caller, auth: Service) -> dict[str, object]:
     return user.public()
 
 
-@router.get("/stats", responses={401: {}})
-async def stats(_: Caller, auth: Service) -> dict[str, object]:
+@router.get("/stats", responses={401: {}, 403: {}})
+async def stats(_: StatsAdmin, auth: Service) -> dict[str, object]:
+    """Fleet-wide counters (every user's logins, the user count): administrators only."""
     return await auth.stats()
 
 

@@ -13,12 +13,16 @@ class AuthCounters:
     token_cache_misses: int = 0
     tokens_invalid: int = 0
     tokens_revoked_rejected: int = 0
+    tokens_user_inactive: int = 0  # valid tokens of users disabled or deleted since
     tokens_issued: int = 0
     logins_ok: int = 0
     logins_failed: int = 0
     logins_rate_limited: int = 0
+    logins_disabled: int = 0
     signups: int = 0
     signup_conflicts: int = 0
+    signups_rate_limited: int = 0
+    shed_for_load: int = 0  # logins and signups answered 503: the hashing queue was full
     logouts: int = 0
     started_at: float = field(default_factory=time.time)
 

@@ -12,12 +12,16 @@ from pydantic import BaseModel, Field
 from harvis_common.llm import LLMError, human_size
 
 from ..auth.context import AuthUser
-from ..auth.dependencies import current_user
+from ..auth.dependencies import admin_only, current_user
 from .backend import LLMBackend, machine_memory, pressure
 
 router = APIRouter(tags=["models"])
 
 User = Annotated[AuthUser, Depends(current_user)]
+# The models are loaded once for every user: unloading them is the operator's call. The front
+# end's "Clear AI RAM" button shows this message to everyone else.
+UNLOAD_ADMIN_ONLY = "Only an administrator can unload the AI models: they are shared by every user"
+UnloadAdmin = Annotated[AuthUser, Depends(admin_only(UNLOAD_ADMIN_ONLY))]
 LIST_TIMEOUT_S = 8.0  # the front end shows "Offline Mode" after 10 s
 
 
@@ -93,8 +97,8 @@ class UnloadRequest(BaseModel):
     model_type: str = Field(default="all", max_length=200)
 
 
-@router.post("/api/models/unload")
-async def unload(body: UnloadRequest, _: User, llm: Backend) -> dict[str, Any]:
+@router.post("/api/models/unload", responses={403: {}})
+async def unload(body: UnloadRequest, _: UnloadAdmin, llm: Backend) -> dict[str, Any]:
     try:
         loaded = await asyncio.wait_for(llm.client.loaded_models(), LIST_TIMEOUT_S)
     except (LLMError, TimeoutError) as exc:

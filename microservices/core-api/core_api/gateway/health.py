@@ -1,4 +1,7 @@
-"""`GET /api/health`: every service's `/health`, checked concurrently, plus core-api."""
+"""Health of the fleet: every service's `/health`, checked concurrently, plus core-api.
+
+The public `/api/health` says only ok or degraded (issue 14: it listed internal URLs
+and made six upstream calls per request); the per-service view is for admins."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from harvis_common.app import VERSION
 
+from ..auth.dependencies import Admin
 from .upstream import UpstreamError, UpstreamPool
 
 if TYPE_CHECKING:
@@ -41,17 +45,24 @@ async def check_service(pool: UpstreamPool, limit_s: float = CHECK_TIMEOUT_S) ->
     return result
 
 
-def health_overview_router(gateway: Gateway) -> APIRouter:
-    router = APIRouter(tags=["health"])
+class FleetHealth:
+    """Checks every service concurrently; the public summary reuses one check for `cache_s`
+    seconds and concurrent callers share the check in flight."""
 
-    @router.get("/api/health", summary="Health of core-api and every service")
-    async def health_overview() -> JSONResponse:
+    def __init__(self, gateway: Gateway, cache_s: float) -> None:
+        self.gateway = gateway
+        self.cache_s = cache_s
+        self._last: tuple[float, dict[str, Any]] | None = None  # (monotonic time, report)
+        self._running: asyncio.Future[dict[str, Any]] | None = None
+        self.checks = 0
+
+    async def check(self) -> dict[str, Any]:
+        """A fresh report with every service's status, latency, version and URL."""
+        self.checks += 1
         start = time.perf_counter()
-        names = gateway.routes.services()
-        pools = gateway.pools
-        checks = await asyncio.gather(
-            *(check_service(pools[name]) for name in names if name in pools),
-        )
+        names = self.gateway.routes.services()
+        pools = self.gateway.pools
+        checks = await asyncio.gather(*(check_service(pools[name]) for name in names if name in pools))
         services: dict[str, dict[str, Any]] = {
             SELF: {"status": "ok", "version": VERSION, "latency_ms": round((time.perf_counter() - start) * 1000, 1)}
         }
@@ -59,14 +70,44 @@ def health_overview_router(gateway: Gateway) -> APIRouter:
         for name in names:
             services[name] = next(checked) if name in pools else {"status": "unknown", "error": "gateway not started"}
         healthy = all(s["status"] == "ok" for s in services.values())
-        return JSONResponse(
-            {
-                "status": "ok" if healthy else "degraded",
-                "service": SELF,
-                "version": VERSION,
-                "checked_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "services": services,
-            }
-        )
+        report = {
+            "status": "ok" if healthy else "degraded",
+            "service": SELF,
+            "version": VERSION,
+            "checked_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "services": services,
+        }
+        self._last = (time.monotonic(), report)
+        return report
+
+    async def cached(self) -> dict[str, Any]:
+        last = self._last
+        if last is not None and time.monotonic() - last[0] < self.cache_s:
+            return last[1]
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self.check())
+        # Shielded: one caller going away must not cancel the check the others wait for.
+        return await asyncio.shield(self._running)
+
+
+def health_overview_router(gateway: Gateway) -> APIRouter:
+    """`GET /api/health` (public: ok or degraded, nothing about the inside, cached) and
+    `GET /api/admin/health` (administrators: every service's status, latency, version, URL)."""
+    router = APIRouter(tags=["health"])
+    health = FleetHealth(gateway, gateway.settings.health_cache_s)
+
+    @router.get("/api/health", summary="Is Harvis up? ok or degraded")
+    async def health_summary() -> JSONResponse:
+        report = await health.cached()
+        # Anyone may ask, so nothing about the inside: no service names, addresses or errors.
+        return JSONResponse({"status": report["status"], "checked_at": report["checked_at"]})
+
+    @router.get(
+        "/api/admin/health",
+        summary="Health of core-api and every service (administrators)",
+        responses={401: {}, 403: {}},
+    )
+    async def health_detailed(_: Admin) -> JSONResponse:
+        return JSONResponse(await health.check())
 
     return router

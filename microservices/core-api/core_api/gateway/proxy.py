@@ -19,9 +19,12 @@ from harvis_common.logging import request_id_var
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header, send_json_error
 
 from ..auth.context import Authenticator, token_from_headers
+from ..auth.dependencies import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S
+from ..auth.user_state import StateUnavailable
 from ..settings import Settings
 from .asgi import UNAUTHORIZED, ASGIApp, Message, Receive, Scope, Send, log_access
 from .headers import build_request_head, response_headers
+from .origin import parse_allowed
 from .routes import Route, RouteTable, has_dot_segment, is_streaming, service_urls
 from .upstream import (
     ClientGone,
@@ -54,6 +57,7 @@ class Gateway:
         self._auth: Authenticator | None = None
         self._signer: InternalSigner | None = None
         self._read_timeout = settings.gateway_read_timeout_s
+        self.ws_origins = parse_allowed(settings.websocket_allowed_origins)
         self._stream_timeout = settings.gateway_stream_timeout_s
 
     # ---------------------------------------------------------------- lifecycle
@@ -84,11 +88,13 @@ class Gateway:
     def ready(self) -> bool:
         return bool(self.pools) and self._auth is not None and self._signer is not None
 
-    def identify(self, credential: str | None, service: str, request_id: str) -> tuple[int, str] | None:
+    async def identify(self, credential: str | None, service: str, request_id: str) -> tuple[int, str] | None:
         """(user id, the signed X-Internal-Auth for `service`) for a valid user credential, else
-        None. HTTP and WebSocket requests both go through here; call only when `ready`."""
+        None. HTTP and WebSocket requests both go through here; call only when `ready`. The
+        identity signed is the user's current one (admin flag, still active); raises
+        StateUnavailable when that can't be known."""
         assert self._auth is not None and self._signer is not None
-        user = self._auth.authenticate(credential) if credential else None
+        user = await self._auth.authenticate(credential) if credential else None
         if user is None:
             return None
         signed = self._signer.sign(
@@ -164,7 +170,14 @@ class Gateway:
                 status = 503
                 await send_json_error(send, 503, "The gateway is starting", rid)
                 return
-            identified = self.identify(token_from_headers(scope["headers"]), route.service, rid)
+            try:
+                identified = await self.identify(token_from_headers(scope["headers"]), route.service, rid)
+            except StateUnavailable:
+                status = 503
+                await send_json_error(
+                    send, 503, AUTH_UNAVAILABLE, rid, ((b"retry-after", STATE_RETRY_AFTER_S.encode()),)
+                )
+                return
             if identified is None:
                 status = 401
                 await send_json_error(send, 401, UNAUTHORIZED, rid, WWW_AUTHENTICATE)

@@ -2,10 +2,13 @@
 
 Browsers cannot set headers on a WebSocket, so besides the cookie and Bearer
 the token may come as a `token` query parameter (removed before the URL goes
-on to the service). Failures are reported as close codes after accepting, so
-a browser can see them (a refusal before accept is an opaque HTTP 403):
-4401 unauthenticated, 4000+status when the service refuses the handshake,
-1013 when the service is unreachable.
+on to the service). An explicit credential (Bearer, then `?token=`) wins over
+the cookie; an upgrade that rests on the cookie alone must come from our own
+Origin (see origin.py), else it is refused with HTTP 403 before anything else.
+Other failures are reported as close codes after accepting, so a browser can
+see them (a refusal before accept is an opaque HTTP 403): 4401 unauthenticated,
+4000+status when the service refuses the handshake, 1013 when the service is
+unreachable or the user's state can't be checked.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from urllib.parse import parse_qsl, urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from harvis_common.errors import error_body
 from harvis_common.logging import request_id_var
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header
 
 from ..auth.context import token_from_headers
+from ..auth.user_state import StateUnavailable
 from .asgi import UNAUTHORIZED, Message, Receive, Scope, Send, log_access
 from .headers import COOKIE_NAME, HOP_BY_HOP, IDENTITY_AND_FORWARDING, forwarded_proto, strip_cookie
+from .origin import origin_allowed
 from .routes import has_dot_segment
 
 if TYPE_CHECKING:
@@ -42,16 +48,45 @@ MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's own default limit
 _DROP = HOP_BY_HOP | IDENTITY_AND_FORWARDING | {b"user-agent"}
 
 
-def _token(scope: Scope) -> str | None:
-    found = token_from_headers(scope["headers"])
-    if found:
-        return found
+FOREIGN_ORIGIN = "Cross-origin WebSocket refused: this Origin may not use the session cookie"
+
+
+def credential(scope: Scope) -> tuple[str | None, bool]:
+    """(the caller's token, whether it came from the cookie). Explicit credentials first:
+    a page that put a token in the header or the query holds it; a cookie rides along by itself."""
+    headers = scope["headers"]
+    bearer = token_from_headers([(k, v) for k, v in headers if k == b"authorization"])
+    if bearer:
+        return bearer, False
     query = scope.get("query_string", b"")
     if b"token=" in query:
         for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if name == "token" and value:
-                return value
+                return value, False
+    cookie = token_from_headers([(k, v) for k, v in headers if k == b"cookie"])
+    return cookie, cookie is not None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
     return None
+
+
+async def _deny(scope: Scope, send: Send, rid: str, status: int, detail: str) -> None:
+    """Refuse the upgrade with an HTTP answer: JSON where the server supports it."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = error_body(status, detail)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID_HEADER, rid.encode()),
+        ]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": CLOSE_POLICY})  # the server answers 403
 
 
 def _upstream_query(query: bytes) -> str:
@@ -130,7 +165,24 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
             outcome = CLOSE_TRY_AGAIN
             await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, "The gateway is starting")
             return
-        identified = gateway.identify(_token(scope), route.service, rid)
+        token, from_cookie = credential(scope)
+        origin = _header(scope, b"origin")
+        # No Origin: not a browser, so no page riding our cookie (browsers always send it).
+        if (
+            from_cookie
+            and origin is not None
+            and not origin_allowed(origin, _header(scope, b"host"), gateway.ws_origins)
+        ):
+            outcome = 403
+            log.warning("cross-origin websocket refused", extra={"origin": origin[:200], "upstream": route.service})
+            await _deny(scope, send, rid, 403, FOREIGN_ORIGIN)
+            return
+        try:
+            identified = await gateway.identify(token, route.service, rid)
+        except StateUnavailable:
+            outcome = CLOSE_TRY_AGAIN
+            await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, "Sign-in is temporarily unavailable")
+            return
         if identified is None:
             outcome = CLOSE_UNAUTHORIZED
             await _accept_and_close(send, rid, CLOSE_UNAUTHORIZED, UNAUTHORIZED)
