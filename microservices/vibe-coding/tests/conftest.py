@@ -104,11 +104,16 @@ class Caller:
 _next_user = iter(range(1000, 10**6))
 
 
+def next_user_id() -> int:
+    """A user id no other test of this run uses (the database is shared)."""
+    return next(_next_user)
+
+
 @pytest.fixture
 def caller(app_client: TestClient) -> Caller:
-    return Caller(app_client, next(_next_user))
+    return Caller(app_client, next_user_id())
 
 
 @pytest.fixture
 def other(app_client: TestClient) -> Caller:
-    return Caller(app_client, next(_next_user))
+    return Caller(app_client, next_user_id())

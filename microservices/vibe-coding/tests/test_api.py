@@ -231,11 +231,11 @@ def test_terminal_idle_timeout_closes(caller: Caller) -> None:
 
     from vibe_coding.app import create_app
 
-    with TestClient(create_app(make_settings(vibe_terminal_idle_s=10))) as client:
+    with TestClient(create_app(make_settings(vibe_terminal_idle_s=2))) as client:
         sid = Caller(client, caller.user_id).session()
         start = time.monotonic()
         url = f"/api/vibecoding/container/{sid}/terminal"
         with client.websocket_connect(url, headers=caller.headers) as ws, pytest.raises(WebSocketDisconnect) as closed:
             while True:
                 ws.receive_text()
-        assert closed.value.code == 4408 and 9 < time.monotonic() - start < 20
+        assert closed.value.code == 4408 and time.monotonic() - start > 1.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,12 +45,17 @@ def create_app(settings: Settings) -> FastAPI:
             host_workspace_dir=settings.vibe_docker_workspace_host_path,
         )
         model = SharedLLMModel(settings)
-        app.state.vibe = VibeService(settings, pool, sandbox, model)
+        svc = app.state.vibe = VibeService(settings, pool, sandbox, model)
+        # Deletions an earlier run left halfway hold sandbox uids: finish them in the background.
+        leftovers = asyncio.create_task(svc.finish_deletions())
         log.info("vibe-coding started", extra={"backend": sandbox.name, "workspace_dir": str(root)})
         try:
             yield
         finally:
-            await app.state.vibe.close()
+            leftovers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leftovers
+            await svc.close()
             await pool.close()
 
     async def database_ready() -> str:
@@ -57,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def sandbox_ready() -> str:
         svc: VibeService = app.state.vibe
-        return await svc.sandbox.probe(svc.root / ".probe", settings.vibe_sandbox_uid_base)
+        return await svc.sandbox.probe(svc.root / ".probe", svc.probe_uid)
 
     app = create_service_app(
         settings,

@@ -16,10 +16,11 @@ from harvis_common.identity import current_identity
 from harvis_common.internal_auth import Identity
 
 from . import assist
-from .sandbox import LANGUAGES, Program, language, program_for
+from .capacity import Refused
+from .sandbox import LANGUAGES, Program, RunResult, language, program_for
 from .sandbox.base import MAX_CODE_BYTES
 from .service import VibeService
-from .store import session_json
+from .store import parse_id, session_json
 from .workspace import Workspace, WorkspaceError
 
 log = logging.getLogger("harvis.vibe")
@@ -58,13 +59,16 @@ async def _fs(call: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(exc.status, exc.message) from exc
 
 
+def _refused(exc: Refused) -> HTTPException:
+    return HTTPException(exc.status, exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+
+
 async def _owned(svc: VibeService, caller: Identity, session_id: str) -> tuple[Any, Workspace]:
     row = await svc.store.get(caller.user_id, session_id)
     if row is None:
         raise HTTPException(404, "Session not found")
-    ws = svc.workspace(caller.user_id, str(row["id"]))
-    if not ws.root.exists():
-        await _fs(ws.create)
+    ws = svc.workspace(row)
+    await _fs(ws.ensure)
     return row, ws
 
 
@@ -89,8 +93,18 @@ async def create_session(body: SessionCreate, caller: Caller, svc: Service) -> d
     template = body.template.strip().lower() if body.template else None
     if template not in (None, "", "blank", "empty", "hello", "default"):
         raise HTTPException(400, f"Unknown template '{body.template}': use blank or hello")
-    row = await svc.store.create(caller.user_id, body.name.strip() or "Untitled", lang, template or None)
-    ws = svc.workspace(caller.user_id, str(row["id"]))
+    try:
+        row = await svc.store.create(
+            caller.user_id,
+            body.name.strip() or "Untitled",
+            lang,
+            template or None,
+            max_sessions=svc.settings.vibe_max_sessions_per_user,
+            uid_count=svc.settings.vibe_sandbox_uid_count,
+        )
+    except Refused as exc:
+        raise _refused(exc) from exc
+    ws = svc.workspace(row)
     await _fs(ws.create)
     if template in ("hello", "default"):
         for path, content in TEMPLATES[lang].items():
@@ -124,22 +138,14 @@ async def update_session(session_id: str, body: SessionUpdate, caller: Caller, s
 @router.delete("/api/vibe/session/{session_id}")
 @router.delete("/api/vibe/sessions/{session_id}")
 async def delete_session(session_id: str, caller: Caller, svc: Service) -> dict[str, Any]:
-    row = await svc.store.get(caller.user_id, session_id)
-    if row is None or not await svc.store.delete(caller.user_id, session_id):
+    """Hidden from the owner at once; answers once its sandboxes are stopped and its
+    workspace is gone (its uid is free once nothing runs as it)."""
+    row = await svc.store.begin_delete(caller.user_id, session_id)
+    if row is None:
         raise HTTPException(404, "Session not found")
-    sid = str(row["id"])
-    ws = svc.workspace(caller.user_id, sid)
-    try:
-        await _fs(ws.destroy)
-    except OSError:
-        # Without root, directories the code made unwritable stop the removal: open them up
-        # from inside the sandbox (links there resolve in the sandbox's view), then retry.
-        await svc.sandbox.run(svc.target(caller.user_id, sid), Program(("chmod", "-R", "u+rwX", ".")), svc.limits(30))
-        try:
-            await _fs(ws.destroy)
-        except OSError:
-            log.warning("workspace not fully removed", extra={"session_id": sid, "path": str(ws.root)})
-    return {"deleted": True, "session_id": sid}
+    # Shielded: a client that hangs up must not leave the deletion (and the uid) halfway.
+    await asyncio.shield(svc.finish_delete(row))
+    return {"deleted": True, "session_id": str(row["id"])}
 
 
 # ---------------------------------------------------------------- files
@@ -232,6 +238,31 @@ class ExecuteRequest(BaseModel):
     timeout: float = Field(default=30, gt=0)
 
 
+async def _run(svc: VibeService, caller: Identity, session_id: str, program: Program, timeout_s: float) -> RunResult:
+    """Run `program` in the session's sandbox: within the user's cap (else 429), in one of the
+    server's slots (503 when none frees within VIBE_EXEC_QUEUE_WAIT_S), stopped (409) if the
+    session is deleted meanwhile."""
+    try:
+        # Admitted (counted against the user's cap) before the session is looked up, so a
+        # deletion that starts meanwhile finds this execution and stops it.
+        with svc.capacity.admit(caller.user_id, session_id, "execution") as run:
+            row, _ = await _owned(svc, caller, session_id)
+            await run.take_slot(svc.settings.vibe_exec_queue_wait_s)
+            running = asyncio.create_task(svc.sandbox.run(svc.target(row), program, svc.limits(timeout_s)))
+            run.on_stop(running.cancel)
+            try:
+                return await running
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if run.stopped and current is not None and not current.cancelling():
+                    raise HTTPException(
+                        409, "The session was deleted while this ran; the program was stopped"
+                    ) from None
+                raise
+    except Refused as exc:
+        raise _refused(exc) from exc
+
+
 @router.post("/api/vibe/execute")
 async def execute(body: ExecuteRequest, caller: Caller, svc: Service) -> dict[str, Any]:
     lang = language(body.language)
@@ -241,13 +272,12 @@ async def execute(body: ExecuteRequest, caller: Caller, svc: Service) -> dict[st
         raise HTTPException(400, "Give either code or command")
     if body.timeout > svc.settings.vibe_exec_timeout_max_s:
         raise HTTPException(400, f"timeout may be at most {svc.settings.vibe_exec_timeout_max_s} s")
-    row, _ = await _owned(svc, caller, body.session_id)
-    session_id = str(row["id"])
+    sid = parse_id(body.session_id)
+    if sid is None:
+        raise HTTPException(404, "Session not found")
+    session_id = str(sid)
     execution_id = str(uuid.uuid4())
-    async with svc.slots:
-        result = await svc.sandbox.run(
-            svc.target(caller.user_id, session_id), program_for(lang, body.code, body.command), svc.limits(body.timeout)
-        )
+    result = await _run(svc, caller, session_id, program_for(lang, body.code, body.command), body.timeout)
     await svc.store.touch_run(caller.user_id, session_id)
     log.info(
         "execution finished",

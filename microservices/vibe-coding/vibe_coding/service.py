@@ -1,9 +1,12 @@
 """The pieces a request needs, built once at startup: the session store, the
-workspace layout, the sandbox backend and its limits, the AI-assist model."""
+workspace layout, the sandbox backend and its limits, who may run how many
+sandboxes, the AI-assist model; and deleting a session, which must leave
+nothing running as its uid before the uid goes back to the pool."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -12,11 +15,14 @@ from typing import Any
 import asyncpg
 
 from .assist import EditModel
-from .sandbox import BwrapSandbox, DockerSandbox, Limits, SandboxTarget
+from .capacity import Capacity
+from .sandbox import BwrapSandbox, DockerSandbox, Limits, Program, SandboxTarget
+from .sandbox.processes import end_all
 from .settings import Settings
 from .store import SessionStore
 from .workspace import Workspace
 
+log = logging.getLogger("harvis.vibe")
 MB = 1024 * 1024
 
 
@@ -34,29 +40,39 @@ class VibeService:
         self.sandbox = sandbox
         self.model = model
         self.root = Path(settings.vibe_workspace_dir).resolve()
-        self.slots = asyncio.Semaphore(settings.vibe_max_concurrent)
-        self.terminals = 0
+        self.capacity = Capacity(
+            settings.vibe_max_concurrent,
+            {
+                "execution": settings.vibe_max_concurrent_executions_per_user,
+                "terminal": settings.vibe_max_terminals_per_user,
+            },
+        )
         self.is_root = os.geteuid() == 0
 
-    def session_uid(self, session_id: str) -> int | None:
-        """A uid of the session's own (process limits and file ownership are per uid)
-        when the service can switch users; else None (the service's own uid)."""
+    def session_uid(self, row: asyncpg.Record) -> int | None:
+        """The session's own uid (process limits and file ownership are per uid) when the
+        service can switch users; else None (the service's own uid)."""
         if not self.is_root:
             return None
-        return self.settings.vibe_sandbox_uid_base + uuid.UUID(session_id).int % 60_000
+        return self.settings.vibe_sandbox_uid_base + int(row["sandbox_uid"])
 
-    def workspace(self, user_id: int, session_id: str) -> Workspace:
-        uid = self.session_uid(session_id)
+    @property
+    def probe_uid(self) -> int:
+        """The readiness probe's uid: the one after the pool, never a session's."""
+        return self.settings.vibe_sandbox_uid_base + self.settings.vibe_sandbox_uid_count
+
+    def workspace(self, row: asyncpg.Record) -> Workspace:
+        uid = self.session_uid(row)
         return Workspace(
-            self.root / str(int(user_id)) / str(uuid.UUID(session_id)),
+            self.root / str(int(row["user_id"])) / str(uuid.UUID(str(row["id"]))),
             owner=(uid, uid) if uid is not None else None,
             max_file_bytes=self.settings.vibe_max_file_bytes,
             max_total_bytes=self.settings.vibe_max_workspace_bytes,
         )
 
-    def target(self, user_id: int, session_id: str) -> SandboxTarget:
-        ws = self.workspace(user_id, session_id)
-        return SandboxTarget(ws.root, self.sandbox.target_uid(self.session_uid(session_id)), session_id)
+    def target(self, row: asyncpg.Record) -> SandboxTarget:
+        ws = self.workspace(row)
+        return SandboxTarget(ws.root, self.sandbox.target_uid(self.session_uid(row)), str(row["id"]))
 
     def limits(self, timeout_s: float) -> Limits:
         s = self.settings
@@ -69,6 +85,39 @@ class VibeService:
             output_bytes=s.vibe_exec_output_bytes,
             workspace_bytes=s.vibe_max_workspace_bytes,
         )
+
+    async def finish_delete(self, row: asyncpg.Record) -> None:
+        """Everything after the session was hidden from its owner (`store.begin_delete`): stop
+        its sandboxes, remove its workspace, make sure nothing runs as its uid, then drop the
+        row, which frees the uid for another session."""
+        sid = str(row["id"])
+        if not await self.capacity.stop_session(sid):
+            log.warning("sandboxes of a deleted session did not stop in time", extra={"session_id": sid})
+        ws = self.workspace(row)
+        try:
+            await asyncio.to_thread(ws.destroy)
+        except OSError:
+            # Without root, directories the code made unwritable stop the removal: open them up
+            # from inside the sandbox (links there resolve in the sandbox's view), then retry.
+            await self.sandbox.run(self.target(row), Program(("chmod", "-R", "u+rwX", ".")), self.limits(30))
+            try:
+                await asyncio.to_thread(ws.destroy)
+            except OSError:
+                log.warning("workspace not fully removed", extra={"session_id": sid, "path": str(ws.root)})
+        uid = self.session_uid(row)
+        if uid is not None and isinstance(self.sandbox, BwrapSandbox) and not await end_all(uid):
+            # Keep the row (and so the uid) until a later start of the service gets rid of it.
+            log.error("processes of a deleted session survive; its uid stays reserved", extra={"session_id": sid})
+            return
+        await self.store.remove(row["id"])
+
+    async def finish_deletions(self) -> None:
+        """Deletions a previous run of the service did not finish (it stopped halfway)."""
+        for row in await self.store.deleting():
+            try:
+                await self.finish_delete(row)
+            except Exception:
+                log.exception("could not finish deleting a session", extra={"session_id": str(row["id"])})
 
     async def close(self) -> None:
         close = getattr(self.model, "close", None)

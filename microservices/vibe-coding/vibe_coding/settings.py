@@ -32,19 +32,32 @@ class Settings(ServiceSettings, LLMSettings):
     vibe_exec_cpu_s: int = Field(default=120, ge=1)
     vibe_exec_file_mb: int = Field(default=100, ge=1)
     vibe_exec_output_bytes: int = Field(default=262_144, ge=1024)
-    # Sandboxed code runs as uid/gid base + (a number derived from the session id) when the
-    # service is root, so each session has its own process limit and file owner.
+    # When the service is root, each live session runs as a uid/gid of its own from the pool
+    # base .. base + count - 1 (allocated in the database: two live sessions never share one), so
+    # each has its own process limit and file owner; base + count is the readiness probe's.
     vibe_sandbox_uid_base: int = Field(default=200_000, ge=1000)
-    # A terminal with no input for this long is closed, in seconds.
-    vibe_terminal_idle_s: int = Field(default=600, ge=10)
+    vibe_sandbox_uid_count: int = Field(default=60_000, ge=1, le=1_000_000)
+    # A terminal without input or output for this long is closed (pings do not count), and any
+    # terminal after its maximum lifetime, in seconds.
+    vibe_terminal_idle_s: int = Field(default=600, ge=1)
+    vibe_terminal_max_lifetime_s: int = Field(default=14_400, ge=1)
+    # Terminal input the service holds for a shell that does not read it; a client sending more
+    # waits (is not read from) until the shell catches up.
+    vibe_terminal_input_buffer_bytes: int = Field(default=262_144, ge=4096)
     # Docker backend: the engine, the image per language ({language}) and where the workspace
     # root is on the engine's host (empty: the same path as VIBE_WORKSPACE_DIR).
     vibe_docker_url: str = "unix:///var/run/docker.sock"
     vibe_docker_image: str = "harvis/sandbox-{language}:latest"
     vibe_docker_workspace_host_path: str = ""
-    # Sandboxes (executions plus terminals) running at once; more wait their turn (executions)
-    # or are refused (terminals).
+    # Sandboxes (executions plus terminals) running at once; more wait their turn (executions,
+    # at most VIBE_EXEC_QUEUE_WAIT_S seconds, then 503) or are refused (terminals).
     vibe_max_concurrent: int = Field(default=16, ge=1)
+    vibe_exec_queue_wait_s: float = Field(default=10, ge=0, le=600)
+    # Per user: sessions kept, terminals open and executions running (or waiting) at once;
+    # beyond them 429 (a 1008 close for a terminal).
+    vibe_max_sessions_per_user: int = Field(default=20, ge=1)
+    vibe_max_terminals_per_user: int = Field(default=3, ge=1)
+    vibe_max_concurrent_executions_per_user: int = Field(default=4, ge=1)
     # AI assist talks to the shared LLM backend (LLMSettings: LLM_PROVIDER, OLLAMA_URL,
     # OPENAI_API_BASE, DEFAULT_MODEL…), like chat; without a reachable backend it answers 503.
 

@@ -3,13 +3,17 @@
 Protocol (text frames). Client → server, JSON:
   {"type": "input", "data": "ls\\r"}          keystrokes
   {"type": "resize", "cols": 120, "rows": 40}  window size
-  {"type": "ping"}                             nothing but keeping the terminal from idling out
+  {"type": "ping"}                             answered by nothing; keeps no terminal alive
 A frame that is not JSON is taken as input as is. Server → client: the shell's
-output as plain text frames (UTF-8, decoded incrementally). The server closes
-with 1000 when the shell exits, 4408 after VIBE_TERMINAL_IDLE_S without input, 4413
-when the workspace outgrows VIBE_MAX_WORKSPACE_BYTES (the shell is killed),
-4404 for an unknown session, 4429 when the sandbox slots are full, 4501 when
-the backend has no terminal.
+output as plain text frames (UTF-8, decoded incrementally). Input the shell does not
+read waits in a buffer of VIBE_TERMINAL_INPUT_BUFFER_BYTES; beyond that the server
+stops reading the client until the shell catches up.
+
+Close codes: 1000 the shell exited; 4408 no input or output for VIBE_TERMINAL_IDLE_S;
+4410 the terminal reached VIBE_TERMINAL_MAX_LIFETIME_S; 4413 the workspace outgrew
+VIBE_MAX_WORKSPACE_BYTES (the shell is killed); 4404 unknown (or deleted) session;
+1008 the user already has VIBE_MAX_TERMINALS_PER_USER terminals open; 4429 the
+server's sandbox slots are full; 4501 the backend has no terminal.
 """
 
 from __future__ import annotations
@@ -19,17 +23,23 @@ import codecs
 import contextlib
 import json
 import logging
+import time
 
+import asyncpg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from .capacity import Refused, Run
 from .sandbox import BwrapSandbox
-from .sandbox.bwrap import PtyShell, watch_quota
+from .sandbox.bwrap import watch_quota
+from .sandbox.pty import PtyShell
 from .service import VibeService
+from .settings import Settings
+from .store import parse_id
 
 log = logging.getLogger("harvis.vibe.terminal")
 router = APIRouter(tags=["vibe-coding"])
 
-MAX_INPUT = 64 * 1024
+CLOSE_REASON_MAX = 120  # a close frame's reason is at most 123 bytes
 
 
 def _size(value: object, default: int, top: int) -> int:
@@ -47,39 +57,56 @@ async def terminal(websocket: WebSocket, session_id: str) -> None:
     if identity is None:  # the middleware closes before this; never reached
         await websocket.close(4401)
         return
-    row = await svc.store.get(identity.user_id, session_id)
-    if row is None:
+    sid = parse_id(session_id)
+    if sid is None:
         await websocket.close(4404, "Session not found")
         return
-    if not isinstance(svc.sandbox, BwrapSandbox):
-        await websocket.close(4501, f"The {svc.sandbox.name} backend has no terminal")
+    # Admitted (counted against the user's cap) before the session is looked up, so a
+    # deletion that starts meanwhile finds this terminal and stops it.
+    try:
+        run = svc.capacity.admit(identity.user_id, str(sid), "terminal")
+    except Refused as exc:
+        await websocket.close(1008, exc.message[:CLOSE_REASON_MAX])
         return
-    if svc.slots.locked():
-        await websocket.close(4429, "Too many sandboxes are running; try again shortly")
-        return
+    with run:
+        row = await svc.store.get(identity.user_id, str(sid))
+        if row is None:
+            await websocket.close(4404, "Session not found")
+            return
+        if not isinstance(svc.sandbox, BwrapSandbox):
+            await websocket.close(4501, f"The {svc.sandbox.name} backend has no terminal")
+            return
+        if not run.take_slot_now():
+            await websocket.close(4429, "Too many sandboxes are running; try again shortly")
+            return
+        await _serve(websocket, svc, row, run)
+
+
+async def _serve(websocket: WebSocket, svc: VibeService, row: asyncpg.Record, run: Run) -> None:
     sid = str(row["id"])
-    ws = svc.workspace(identity.user_id, sid)
-    if not ws.root.exists():
-        await asyncio.to_thread(ws.create)
+    ws = svc.workspace(row)
+    await asyncio.to_thread(ws.ensure)
     params = websocket.query_params
     cols, rows = _size(params.get("cols"), 80, 1000), _size(params.get("rows"), 24, 500)
-    limits = svc.limits(float(svc.settings.vibe_terminal_idle_s))
-    async with svc.slots:
-        target = svc.target(identity.user_id, sid)
-        shell = await PtyShell.start(svc.sandbox, target, limits, cols, rows)
-        log.info("terminal opened", extra={"session_id": sid})
-        quota = limits.workspace_bytes or 0
-        watcher = asyncio.create_task(watch_quota(target.workspace, quota, shell.over_quota)) if quota else None
-        try:
-            await _bridge(websocket, shell, svc.settings.vibe_terminal_idle_s)
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-            await shell.close()
-            log.info("terminal closed", extra={"session_id": sid})
+    settings = svc.settings
+    # The shell's CPU limit and the sandbox's other limits; the wall clock is ours (idle, lifetime).
+    limits = svc.limits(float(settings.vibe_terminal_max_lifetime_s))
+    target = svc.target(row)
+    shell = await PtyShell.start(svc.sandbox, target, limits, cols, rows, settings.vibe_terminal_input_buffer_bytes)
+    run.on_stop(shell.kill)  # the session is being deleted
+    log.info("terminal opened", extra={"session_id": sid})
+    quota = limits.workspace_bytes or 0
+    watcher = asyncio.create_task(watch_quota(target.workspace, quota, shell.over_quota)) if quota else None
+    try:
+        await _bridge(websocket, shell, run, settings)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await shell.close()
+        log.info("terminal closed", extra={"session_id": sid})
 
 
-async def _bridge(websocket: WebSocket, shell: PtyShell, idle_s: float) -> None:
+async def _bridge(websocket: WebSocket, shell: PtyShell, run: Run, settings: Settings) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     async def output() -> None:
@@ -90,37 +117,49 @@ async def _bridge(websocket: WebSocket, shell: PtyShell, idle_s: float) -> None:
             await websocket.send_text(tail)
         if shell.quota_exceeded:
             await websocket.close(4413, "The workspace exceeded its size limit")
+        elif run.stopped:
+            await websocket.close(4404, "The session was deleted")
         else:
             await websocket.close(1000, "The shell exited")
 
     async def input_() -> None:
         while True:
-            try:
-                message = await asyncio.wait_for(websocket.receive(), idle_s)
-            except TimeoutError:
-                await websocket.close(4408, "Idle timeout")
-                return
+            message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
             if text is None:
-                raw = message.get("bytes") or b""
-                shell.write(raw[:MAX_INPUT])
+                await shell.write(message.get("bytes") or b"")
                 continue
             try:
                 event = json.loads(text)
             except ValueError:
                 event = None
             if not isinstance(event, dict):
-                shell.write(text.encode()[:MAX_INPUT])
+                await shell.write(text.encode())
                 continue
             kind = event.get("type")
             if kind == "input" and isinstance(event.get("data"), str):
-                shell.write(event["data"].encode()[:MAX_INPUT])
+                await shell.write(event["data"].encode())
             elif kind == "resize":
                 shell.resize(_size(event.get("cols"), 80, 1000), _size(event.get("rows"), 24, 500))
+            # "ping" and anything else: nothing to do, and no activity either
 
-    tasks = [asyncio.create_task(output()), asyncio.create_task(input_())]
+    async def watchdog() -> None:
+        """Close after VIBE_TERMINAL_IDLE_S without input or output, and at the lifetime's end."""
+        end_of_life = time.monotonic() + settings.vibe_terminal_max_lifetime_s
+        while True:
+            now = time.monotonic()
+            idle_at = shell.last_activity + settings.vibe_terminal_idle_s
+            if now >= end_of_life:
+                await websocket.close(4410, "The terminal reached its maximum lifetime")
+                return
+            if now >= idle_at:
+                await websocket.close(4408, "Idle timeout")
+                return
+            await asyncio.sleep(min(idle_at, end_of_life) - now)
+
+    tasks = [asyncio.create_task(output()), asyncio.create_task(input_()), asyncio.create_task(watchdog())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

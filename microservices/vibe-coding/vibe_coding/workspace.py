@@ -97,6 +97,27 @@ class Workspace:
         self.root.mkdir(mode=0o700, exist_ok=True)
         self._own_path(self.root)
 
+    def ensure(self) -> None:
+        """The workspace exists and belongs to its owner. A session made before sandbox uids
+        were allocated may have been given a new uid (its old one was shared): its files are
+        re-owned, without following any link, so its sandbox can use them."""
+        try:
+            st = os.lstat(self.root)
+        except FileNotFoundError:
+            self.create()
+            return
+        if self.owner is None or not stat.S_ISDIR(st.st_mode) or (st.st_uid, st.st_gid) == self.owner:
+            return
+        fd = self._open_root()
+        try:
+            for _, dirs, files, dfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+                for name in (*dirs, *files):
+                    with contextlib.suppress(FileNotFoundError):  # gone meanwhile
+                        os.chown(name, *self.owner, dir_fd=dfd, follow_symlinks=False)
+            os.fchown(fd, *self.owner)  # last: a crash halfway leaves the mismatch to retry
+        finally:
+            os.close(fd)
+
     def destroy(self) -> None:
         if self.root.is_symlink():
             self.root.unlink()

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
-import struct
-import termios
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,7 +83,7 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 
@@ -162,7 +159,7 @@ async def collect(
 
     def over_quota() -> None:
         state["quota"] = True
-        _kill_group(proc)
+        kill_group(proc)
 
     watcher = (
         asyncio.create_task(watch_quota(workspace, limits.workspace_bytes, over_quota))
@@ -180,7 +177,7 @@ async def collect(
             if room <= 0 or len(chunk) > room:
                 buf += chunk[: max(room, 0)]
                 state["truncated"] = True
-                _kill_group(proc)
+                kill_group(proc)
                 return
             buf += chunk
 
@@ -194,7 +191,7 @@ async def collect(
     finally:
         if watcher is not None:
             watcher.cancel()
-        _kill_group(proc)
+        kill_group(proc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 5)
         with contextlib.suppress(TimeoutError, Exception):
@@ -217,102 +214,3 @@ async def collect(
         truncated=bool(state["truncated"]),
         first_output_s=state["first"],  # type: ignore[arg-type]
     )
-
-
-# ---------------------------------------------------------------- terminal
-
-
-class PtyShell:
-    """An interactive shell inside the sandbox on a private pseudo-terminal."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, master: int) -> None:
-        self.proc = proc
-        self.master = master
-        self.closed = False
-        self.quota_exceeded = False
-
-    def over_quota(self) -> None:
-        self.quota_exceeded = True
-        _kill_group(self.proc)
-
-    @classmethod
-    async def start(
-        cls, sandbox: BwrapSandbox, target: SandboxTarget, limits: Limits, cols: int, rows: int
-    ) -> PtyShell:
-        master, slave = os.openpty()
-        try:
-            resize(master, cols, rows)
-            env = {"TERM": "xterm-256color", "PS1": r"\w$ ", "SHELL": "/bin/bash"}
-            argv = bwrap_argv(
-                target,
-                limits,
-                ["bash", "--noprofile", "--norc", "-i"],
-                env=env,
-                terminal=True,
-                drop_to_uid=sandbox.drop_to_uid,
-            )
-            # setsid --ctty: a new session (process group = pid, for the kill) whose
-            # controlling terminal is the pty, so the shell gets job control and ^C.
-            proc = await asyncio.create_subprocess_exec(
-                "setsid",
-                "--ctty",
-                *argv,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                env={"PATH": SANDBOX_PATH},
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        return cls(proc, master)
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        deadline = time.monotonic() + 2
-        while view and time.monotonic() < deadline:
-            try:
-                view = view[os.write(self.master, view) :]
-            except BlockingIOError:
-                time.sleep(0.01)
-
-    def resize(self, cols: int, rows: int) -> None:
-        resize(self.master, cols, rows)
-
-    async def read(self) -> bytes:
-        """Output as it comes; b'' once the shell has exited."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return os.read(self.master, 65536)
-            except BlockingIOError:
-                pass
-            except OSError:  # EIO: every slave end is closed, the shell is gone
-                return b""
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(self.master, _wake, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(self.master)
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        _kill_group(self.proc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.proc.wait(), 5)
-        os.close(self.master)
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def resize(fd: int, cols: int, rows: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
