@@ -62,6 +62,18 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def describe(pids: list[int]) -> list[str]:
+    """`pid: command line` of each, for a message about what was left running."""
+    out = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmd = "(gone)"
+        out.append(f"{pid}: {cmd[:160]}")
+    return out
+
+
 class MakeDevRun:
     """`make dev` in `root`, its output in `log_path`."""
 

@@ -13,6 +13,7 @@ import uuid
 
 import httpx
 from conftest import PORTS, ROOT, fleet, llm_server, port_free, session_pids, start_make_dev
+from make_dev_run import describe
 
 from harvis_common.testing import parse_sse
 
@@ -52,7 +53,8 @@ def test_make_dev_uses_ollama_at_its_default_address(free_ports: None, client: h
         assert events[-1]["status"] == "complete", events[-3:]
         assert events[-1]["final_answer"] == "Echo: hello from a newcomer"
         run.ctrl_c()
-        assert not session_pids(run.sid)
+        left = session_pids(run.sid)
+        assert not left, f"still running after Ctrl-C: {describe(left)}"
         assert all(port_free(p) for p in PORTS)
     finally:
         if run is not None and run.proc.poll() is None:

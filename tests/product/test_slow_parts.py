@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import preparing
@@ -25,17 +26,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_demo_model_listens_on_its_port_whatever_PORT_says() -> None:
+def test_the_demo_model_listens_on_its_port_whatever_PORT_says(tmp_path: Path) -> None:
     """honcho set PORT=5800 and llama-cpp-python's server took it over its --port: chat then
     called 8090 and nothing answered."""
     port, decoy = free_port(), free_port()
     env = {**os.environ, "PORT": str(decoy), "HOST": "0.0.0.0", "N_CTX": "64"}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "llm_server.py"), "run", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "llm.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "llm_server.py"), "run", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 180
         models = None
@@ -48,7 +51,7 @@ def test_the_demo_model_listens_on_its_port_whatever_PORT_says() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        assert models is not None, f"nothing served on --port {port}"
+        assert models is not None, f"nothing served on --port {port}:\n{log.read_text()[-3000:]}"
         assert [m["id"] for m in models["data"]] == [llm_server.MODEL_ALIAS]
         assert port_free(decoy), "the server listened on $PORT as well"
     finally:

@@ -144,6 +144,10 @@ class N8nClient:
                 method, url, json=body, params=params, timeout=timeout, headers=headers
             ) as resp:
                 text = await resp.text()
+                if resp.status == 404 and not resp.content_type.endswith("json"):
+                    # Express's HTML "Cannot POST /api/v1/…": n8n is up but its public API is
+                    # not registered yet (it starts serving before it is ready).
+                    raise N8nError(503, f"{what}: n8n is starting, try again in a moment", 404)
                 if resp.status >= 400:
                     detail = text[:500]
                     try:
