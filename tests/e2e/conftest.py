@@ -46,7 +46,9 @@ MCP_E2E_PORTS = {"smtp": 18025, "dns": 18053, "whois": 18043, "twilio": 18090}
 E2E_ENV.update(
     {
         "MCP_WORKSPACE_DIR": str(fleet.STATE / "test-mcp-workspaces"),
-        "MCP_SSRF_ALLOWLIST": "127.0.0.1/32",
+        # The loopback servers, and the documentation ranges the suite's DNS zone answers with
+        # (non-public, so the DNS tools would withhold them otherwise).
+        "MCP_SSRF_ALLOWLIST": "127.0.0.1/32,192.0.2.0/24,2001:db8::/32",
         "MCP_DNS_NAMESERVERS": f"127.0.0.1:{MCP_E2E_PORTS['dns']}",
         "MCP_WHOIS_SERVER": "127.0.0.1",
         "MCP_WHOIS_PORT": str(MCP_E2E_PORTS["whois"]),

@@ -361,8 +361,12 @@ def test_webhook_is_signed_and_goes_through_the_ssrf_guard(
     assert out["ok"] and out["result"]["delivered"] and out["result"]["status"] == 200, out
     req = receiver.requests[-1]
     headers = {k.lower(): v for k, v in req["headers"].items()}
-    ts = headers["x-harvis-timestamp"]
-    expected = "sha256=" + hmac.new(SECRET.encode(), ts.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
+    # The receiver's check (mcp-service README): v1 = HMAC(secret, "<ts>.<user id>.<url>.<body>"),
+    # so a signature binds the user and the target, not just the body.
+    ts, uid = headers["x-harvis-timestamp"], headers["x-harvis-user"]
+    assert uid == str(user_id(client, user))
+    signed = f"{ts}.{uid}.{receiver.url}/hook.".encode() + req["body"]
+    expected = "v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-harvis-signature"], expected)
     body = json.loads(req["body"])
     assert body["event"] == "build.done" and body["data"] == {"build": 42, "ok": True}
