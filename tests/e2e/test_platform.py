@@ -1,20 +1,28 @@
 """The platform end to end, through nginx :9000 like the front end: auth,
 the gateway's identity hand-off, token attacks, rate limits, streaming,
-failure isolation, request ids and health."""
+failure isolation, request ids and health; the admin role and the multi-user
+safety of issue 14 (limits under concurrency, current user state, private
+health, bad input, WebSocket origins)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
+import subprocess
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 
 import httpx
 import jwt
 import pytest
-from conftest import BASE_URL, Fleet, User, new_user, wait_for
-from fleet_services import SERVICES
+from conftest import BASE_URL, ROOT, Fleet, User, new_user, wait_for
+from fleet_services import SERVICES, by_name
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 SLUGS = {
     "research-service": "research",
@@ -24,6 +32,33 @@ SLUGS = {
     "n8n-integration": "n8n",
     "vibe-coding": "vibe",
 }
+
+
+def admin_cli(fleet_proc: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m core_api.admin …` as an operator runs it: core-api's venv and DATABASE_URL."""
+    core = by_name("core-api")
+    python = fleet_proc.prep.venvs[core.name] / "bin" / "python"
+    return subprocess.run(
+        [str(python), "-m", "core_api.admin", *args],
+        env=fleet_proc.prep.env_for(core),
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def admin(fleet_proc: Fleet) -> Iterator[User]:
+    """A user made administrator with the CLI; their existing token becomes an admin's
+    within USER_STATE_CACHE_S, without logging in again."""
+    with httpx.Client(base_url=BASE_URL, timeout=30) as c:
+        u = new_user(c)
+        done = admin_cli(fleet_proc, "grant", u.email)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert wait_for(lambda: c.get("/api/auth/stats", headers=u.bearer).status_code == 200, 15)
+    yield u
 
 
 def test_signup_login_me_with_cookie_and_bearer(client: httpx.Client) -> None:
@@ -212,13 +247,16 @@ def test_repeated_failed_logins_are_rate_limited_with_retry_after(client: httpx.
     assert int(r.headers["retry-after"]) > 0 and r.json()["message"]
 
 
-def test_auth_stats_are_real_counters(client: httpx.Client, user: User) -> None:
-    before = client.get("/api/auth/stats", headers=user.bearer).json()
+def test_auth_stats_are_real_counters(client: httpx.Client, user: User, admin: User) -> None:
+    # Fleet-wide counters are an administrator's: an ordinary user gets a clear 403.
+    refused = client.get("/api/auth/stats", headers=user.bearer)
+    assert refused.status_code == 403 and "administrator" in refused.json()["message"]
+    before = client.get("/api/auth/stats", headers=admin.bearer).json()
     assert client.post("/api/auth/login", json={"email": user.email, "password": user.password}).status_code == 200
     bad = client.post("/api/auth/login", json={"email": user.email, "password": "Not-The-Password-1"})
     assert bad.status_code == 401
     client.get("/api/mcp/diagnostics/whoami", headers=user.bearer)
-    after = client.get("/api/auth/stats", headers=user.bearer).json()
+    after = client.get("/api/auth/stats", headers=admin.bearer).json()
     assert after["logins"]["ok"] == before["logins"]["ok"] + 1
     assert after["logins"]["failed"] == before["logins"]["failed"] + 1
     # The gateway's token checks count too (the proxied call plus the stats call).
@@ -245,7 +283,9 @@ def test_sse_passes_through_nginx_and_gateway_unbuffered(client: httpx.Client, u
     assert all(g >= 0.4 for g in gaps), gaps
 
 
-def test_a_stopped_service_gives_503_for_its_prefix_only(client: httpx.Client, user: User, fleet_proc: Fleet) -> None:
+def test_a_stopped_service_gives_503_for_its_prefix_only(
+    client: httpx.Client, user: User, admin: User, fleet_proc: Fleet
+) -> None:
     fleet_proc.stop("browser-service")
     try:
         t0 = time.monotonic()
@@ -255,20 +295,37 @@ def test_a_stopped_service_gives_503_for_its_prefix_only(client: httpx.Client, u
         assert "browser-service" in r.json()["detail"] and r.json()["message"]
         assert elapsed < 5  # fails fast (bench/ measures the real figure)
         assert client.get("/api/mcp/diagnostics/whoami", headers=user.bearer).status_code == 200
-        health = client.get("/api/health").json()
-        text = json.dumps(health)
-        assert "browser-service" in text and "degraded" in text
+        # The public answer is cached for a few seconds (HEALTH_CACHE_S): degraded soon after.
+        assert wait_for(lambda: client.get("/api/health").json()["status"] == "degraded", 15)
+        detailed = client.get("/api/admin/health", headers=admin.bearer).json()
+        assert detailed["status"] == "degraded" and detailed["services"]["browser-service"]["status"] == "down"
+        assert detailed["services"]["mcp-service"]["status"] == "ok"
     finally:
         fleet_proc.restart("browser-service")
     assert client.get("/api/browser/diagnostics/whoami", headers=user.bearer).status_code == 200
 
 
-def test_health_overview_lists_every_service(client: httpx.Client) -> None:
+def test_public_health_says_only_up_or_degraded(client: httpx.Client, user: User, admin: User) -> None:
+    """Anyone may ask /api/health: it says ok or degraded and nothing about the inside (no
+    service names, internal URLs or errors), from one cached check. The per-service view
+    is for administrators."""
     r = client.get("/api/health")
     assert r.status_code == 200
-    text = json.dumps(r.json())
+    assert set(r.json()) == {"status", "checked_at"} and r.json()["status"] in ("ok", "degraded")
+    for inside in ("127.0.0.1", "http://", "research-service", "url", "latency"):
+        assert inside not in r.text, inside
+    # A burst of callers shares one check (the same checked_at), no fan-out per request.
+    stamps = {client.get("/api/health").json()["checked_at"] for _ in range(10)}
+    assert len(stamps) <= 2
+    assert httpx.get(f"{BASE_URL}/api/admin/health").status_code == 401  # no cookie: `client` holds one
+    refused = client.get("/api/admin/health", headers=user.bearer)
+    assert refused.status_code == 403 and refused.json()["message"]
+    detailed = client.get("/api/admin/health", headers=admin.bearer)
+    assert detailed.status_code == 200
+    services = detailed.json()["services"]
     for svc in SERVICES:
-        assert svc.name in text, svc.name
+        assert svc.name in services, svc.name
+        assert services[svc.name]["status"] == "ok" and isinstance(services[svc.name]["latency_ms"], float)
     assert client.get("/health").status_code == 200
 
 
@@ -283,3 +340,88 @@ def test_openapi_of_core_api_is_served(client: httpx.Client) -> None:
     r = client.get("/api/openapi.json")
     assert r.status_code == 200
     assert "/api/auth/login" in r.json()["paths"]
+
+
+# ---------------------------------------------------------------- multi-user safety (issue 14)
+
+
+def test_parallel_wrong_logins_are_limited(client: httpx.Client) -> None:
+    """30 wrong passwords for one account sent at once: at most LOGIN_RATE_PER_ACCOUNT (5 here)
+    are evaluated, the rest are 429 with Retry-After (the counters live in the fleet's Redis)."""
+    u = new_user(client)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=BASE_URL, timeout=60) as c:
+            return await asyncio.gather(
+                *(c.post("/api/auth/login", json={"email": u.email, "password": f"Wrong-{i}-Guess"}) for i in range(30))
+            )
+
+    responses = asyncio.run(burst())
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[401] <= 5 and statuses[401] + statuses[429] == 30, statuses
+    for r in responses:
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) > 0 and r.json()["message"]
+
+
+def test_ordinary_users_cannot_unload_everyones_models(client: httpx.Client, user: User) -> None:
+    """The front end's "Clear AI RAM" sends the cookie only: a clear 403 for a non-admin."""
+    with httpx.Client(base_url=BASE_URL, timeout=30, cookies={"access_token": user.token}) as c:
+        r = c.post("/api/models/unload", json={"model_type": "all"})
+    assert r.status_code == 403, r.text
+    assert "administrator" in r.json()["message"] and r.json()["detail"]
+
+
+def test_disabled_and_deleted_users_lose_access_within_seconds(
+    client: httpx.Client, admin: User, fleet_proc: Fleet
+) -> None:
+    victim = new_user(client)
+    assert client.get("/api/mcp/diagnostics/whoami", headers=victim.bearer).status_code == 200
+
+    # Disabled from the server (the CLI): the gateway and core-api's own routes refuse the token.
+    assert admin_cli(fleet_proc, "disable", victim.email).returncode == 0
+    t0 = time.monotonic()
+    assert wait_for(lambda: client.get("/api/mcp/diagnostics/whoami", headers=victim.bearer).status_code == 401, 15)
+    assert time.monotonic() - t0 < 10
+    assert client.get("/api/chat-history/sessions", headers=victim.bearer).status_code == 401
+    r = client.post("/api/auth/login", json={"email": victim.email, "password": victim.password})
+    assert r.status_code == 403 and "disabled" in r.json()["message"]
+    assert admin_cli(fleet_proc, "enable", victim.email).returncode == 0
+    assert wait_for(lambda: client.get("/api/auth/me", headers=victim.bearer).status_code == 200, 15)
+
+    # Deleted by an administrator over HTTP: at once, everywhere this core-api answers.
+    listed = client.get("/api/admin/users", params={"limit": 500}, headers=admin.bearer).json()["users"]
+    victim_id = next(u["id"] for u in listed if u["email"] == victim.email)
+    assert client.delete(f"/api/admin/users/{victim_id}", headers=admin.bearer).status_code == 200
+    assert client.get("/api/vibe/diagnostics/whoami", headers=victim.bearer).status_code == 401
+    assert client.get("/api/auth/me", headers=victim.bearer).status_code == 401
+
+
+def test_fuzzer_offset_is_a_422(client: httpx.Client, user: User) -> None:
+    for path in (
+        "/api/chat-history/sessions?offset=820619130998817816576",
+        "/api/chat-history/sessions?limit=820619130998817816576",
+        "/api/admin/users?offset=820619130998817816576",
+    ):
+        r = client.get(path, headers=user.bearer)
+        assert r.status_code in (403, 422), (path, r.status_code, r.text)  # never a 500
+        assert r.json()["message"]
+    assert client.get("/api/chat-history/sessions?offset=820619130998817816576", headers=user.bearer).status_code == 422
+
+
+def test_cookie_websocket_from_a_foreign_origin_is_refused(client: httpx.Client, user: User) -> None:
+    """Cross-site WebSocket hijacking: a page elsewhere can't ride the cookie; the page nginx
+    serves (Origin = the Host it was reached at) can, and explicit tokens are not origin-bound."""
+    url = "ws://127.0.0.1:9000/api/vibecoding/container/no-such-session/terminal"
+    cookie = {"Cookie": f"access_token={user.token}"}
+
+    async def handshake(target: str, headers: dict[str, str]) -> int:
+        try:
+            async with connect(target, additional_headers=headers, proxy=None, open_timeout=10):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert asyncio.run(handshake(url, {**cookie, "Origin": "http://attacker.example"})) == 403
+    assert asyncio.run(handshake(url, {**cookie, "Origin": BASE_URL})) == 101
+    assert asyncio.run(handshake(f"{url}?token={user.token}", {"Origin": "http://attacker.example"})) == 101
