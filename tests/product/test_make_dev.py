@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PORTS, fleet, port_free, session_pids, start_make_dev
+from conftest import PORTS, ROOT, fleet, port_free, session_pids, start_make_dev
 from make_dev_run import MakeDevRun, describe
 
 from harvis_common.testing import parse_sse
@@ -33,8 +33,16 @@ N8N_READY_TIMEOUT_S = 900
 STATE: dict[str, Any] = {}
 
 
+def untracked() -> set[str]:
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=str(ROOT), capture_output=True, text=True
+    ).stdout
+    return {line[3:] for line in out.splitlines() if line.startswith("??")}
+
+
 @pytest.fixture(scope="module")
 def dev(free_ports: None) -> Iterator[MakeDevRun]:
+    STATE["untracked_before"] = untracked()
     run = start_make_dev()
     try:
         run.wait_healthy(600)
@@ -346,6 +354,8 @@ def stop_and_check(run: MakeDevRun) -> None:
 def test_ctrl_c_stops_everything_and_the_data_survives(dev: MakeDevRun, client: httpx.Client) -> None:
     stop_and_check(dev)
     assert (fleet.STATE / "pgdata" / "PG_VERSION").exists(), "the data directory is kept"
+    # Everything make dev keeps is under the git-ignored .dev/ (and the cache): no droppings.
+    assert untracked() == STATE["untracked_before"], untracked() - STATE["untracked_before"]
 
     again = start_make_dev()
     try:

@@ -1,8 +1,13 @@
 """mcp-service settings (environment variables, see .env.example)."""
 
+from pathlib import Path
+
 from pydantic import Field
 
 from harvis_common.config import ServiceSettings
+
+# Natively the workspaces live in the checkout's git-ignored state directory (like vibe-coding's).
+_DEFAULT_WORKSPACES = str(Path(__file__).resolve().parents[3] / ".dev" / "mcp-workspaces")
 
 
 class Settings(ServiceSettings):
@@ -17,7 +22,7 @@ class Settings(ServiceSettings):
 
     # ---- governance
     # Per-user workspace roots for the OS tools: <MCP_WORKSPACE_DIR>/<user id>/.
-    mcp_workspace_dir: str = "./data/mcp-workspaces"
+    mcp_workspace_dir: str = _DEFAULT_WORKSPACES
     # Comma-separated tool categories to switch off: network, notification, files, system.
     mcp_disabled_categories: str = ""
     # Default and maximum time one tool call may take, in seconds.
