@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import fleet  # noqa: E402
 from fleet_services import NGINX_PORT  # noqa: E402
+from fleet_tests import fleet_lock  # noqa: E402
 from make_dev_run import PORTS, MakeDevRun, newcomer_env, port_free  # noqa: E402
 
 BASE = f"http://127.0.0.1:{NGINX_PORT}"
@@ -68,10 +69,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
+    with fleet_lock():  # the test fleets use the same ports: wait for them
+        return measure(args.keep)
+
+
+def measure(keep: Path | None) -> int:
     busy = [p for p in PORTS if not port_free(p)]
     if busy:
         sys.exit(f"ports {busy} are taken: stop make dev / the test fleet first")
-    work = args.keep or Path(tempfile.mkdtemp(prefix="harvis-first-run-"))
+    work = keep or Path(tempfile.mkdtemp(prefix="harvis-first-run-"))
     work.mkdir(parents=True, exist_ok=True)
     clone, cache = work / "harvis", work / "cache"
     shutil.rmtree(clone, ignore_errors=True)
@@ -125,7 +131,7 @@ def main() -> int:
     sizes = subprocess.run(["du", "-sm", str(cache)], capture_output=True, text=True).stdout.split()
     results["cache_mb"] = float(sizes[0]) if sizes else 0.0
     print(json.dumps(results, indent=2))
-    if not args.keep:
+    if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
