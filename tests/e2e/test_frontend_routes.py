@@ -30,20 +30,9 @@ from harvis_common.testing import serve_app  # on the path from conftest
 
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from fake_frontend import FakeFrontend
+from fake_frontend import parse_data_stream as data_stream
 
 Part = tuple[str, Any]
-
-
-def data_stream(raw: bytes) -> list[Part]:
-    """The parts of an AI SDK data stream (v1): one `<code>:<JSON>` per line."""
-    text = raw.decode()
-    assert text.endswith("\n"), text[-200:]
-    parts = []
-    for line in text[:-1].split("\n"):
-        code, colon, value = line.partition(":")
-        assert colon and len(code) == 1, line
-        parts.append((code, json.loads(value)))
-    return parts
 
 
 def texts(parts: list[Part]) -> str:

@@ -334,6 +334,18 @@ async def relay(backend: aiohttp.ClientResponse, out: DataStream) -> None:
         await out.send("3", "Stream error: TypeError: terminated")
 
 
+def parse_data_stream(raw: bytes) -> list[tuple[str, Any]]:
+    """What the browser's AI SDK reads back: one `<code>:<JSON>` part per line (for tests)."""
+    text = raw.decode()
+    assert text.endswith("\n"), text[-200:]
+    parts = []
+    for line in text[:-1].split("\n"):
+        code, colon, value = line.partition(":")
+        assert colon and len(code) == 1, line
+        parts.append((code, json.loads(value)))
+    return parts
+
+
 class FakeFrontend:
     def __init__(self, backend_url: str | None = None) -> None:
         self.backend_url = (backend_url or os.environ.get("BACKEND_URL") or DEFAULT_BACKEND_URL).rstrip("/")

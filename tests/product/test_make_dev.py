@@ -21,10 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PORTS, ROOT, fleet, port_free, session_pids, start_make_dev
+from conftest import BASE_URL, PORTS, ROOT, fleet, port_free, session_pids, start_make_dev
 from make_dev_run import MakeDevRun, describe
 
 from harvis_common.testing import parse_sse
+
+sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+from fake_frontend import DEFAULT_PORT as FRONTEND_PORT
+from fake_frontend import parse_data_stream
 
 SUPERVISORCTL = Path(sys.executable).parent / "supervisorctl"
 # The demo model may still be building on a machine that never built it (about 10 minutes).
@@ -147,6 +151,36 @@ def test_chat_streams_tokens_from_the_demo_model(dev: MakeDevRun, client: httpx.
     STATE["session_id"] = done["session_id"]
     listed = client.get("/api/chat-history/sessions", headers=bearer()).json()
     assert done["session_id"] in [s["id"] for s in listed]
+
+
+def test_the_web_front_ends_chat_goes_through(dev: MakeDevRun) -> None:
+    """The front end's own chat route, as nginx :9000 routes it under make dev: its server (the
+    fake, where the real one listens by default) turns the AI SDK request into /api/chat with
+    the browser's cookie."""
+    fake = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakes" / "fake_frontend.py"), "--backend", BASE_URL],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until("the fake front end", lambda: port_free(FRONTEND_PORT) is False, 15, interval=0.2)
+        with httpx.Client(base_url=BASE_URL, timeout=120) as browser:
+            user = signup(browser)  # the browser keeps the cookie signup set; no Bearer
+            body = {"messages": [{"role": "user", "content": "Say hello."}], "model": "mistral"}
+            with browser.stream("POST", "/api/ai-chat", json=body) as r:
+                assert r.status_code == 200, r.read()
+                parts = parse_data_stream(r.read())
+        assert not [v for code, v in parts if code == "3"], parts
+        assert "".join(v for code, v in parts if code == "0").strip(), parts
+        sessions = [i["sessionId"] for code, v in parts if code == "2" for i in v if "sessionId" in i]
+        assert len(sessions) == 1, parts
+        history = httpx.get(
+            f"{BASE_URL}/api/chat-history/sessions", headers={"Authorization": f"Bearer {user['token']}"}
+        ).json()
+        assert sessions[0] in [h["id"] for h in history]
+    finally:
+        fake.terminate()
+        fake.wait(10)
 
 
 def test_model_list(dev: MakeDevRun, client: httpx.Client) -> None:
