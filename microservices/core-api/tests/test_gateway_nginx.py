@@ -39,9 +39,11 @@ class Nginx:
         self.conf = render.render(out, listen=f"127.0.0.1:{self.port}", core_api=core_api, frontend=frontend)
         check = subprocess.run([NGINX, "-t", "-c", str(self.conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        self.proc = subprocess.Popen(
-            [NGINX, "-c", str(self.conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.access_log = out / "access.log"  # nginx logs requests to its stdout
+        with self.access_log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [NGINX, "-c", str(self.conf), "-g", "daemon off;"], stdout=log, stderr=subprocess.PIPE
+            )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -298,3 +300,10 @@ async def test_websocket_through_nginx(stack: tuple[Fleet, Nginx, Nginx]) -> Non
         assert orjson.loads(await ws.recv())["user_id"] == 7
         await ws.send("pwd")
         assert await asyncio.wait_for(ws.recv(), 5) == "echo:pwd"
+    # nginx logs the WebSocket when it closes: the token in its URL never reaches the log.
+    deadline = time.monotonic() + 5
+    while "/api/vibecoding/container/s-1/terminal" not in stack[1].access_log.read_text():
+        assert time.monotonic() < deadline, stack[1].access_log.read_text()
+        await asyncio.sleep(0.1)
+    log = stack[1].access_log.read_text()
+    assert "[redacted]" in log and "tok-alice" not in log
