@@ -35,6 +35,8 @@ E2E_ENV = {
     "REDIS_URL": os.environ.get("HARVIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
     "LOGIN_RATE_PER_IP": "500",
     "LOGIN_RATE_PER_ACCOUNT": "5",
+    # The suite signs up hundreds of users from 127.0.0.1 (the per-address limit has its own tests).
+    "SIGNUP_RATE_PER_IP": "100000",
     "LOG_LEVEL": "INFO",
     # browser-service: the browser tests serve their pages on 127.0.0.2; 127.0.0.1 stays blocked.
     "BROWSER_SSRF_ALLOWLIST": "127.0.0.2/32",
@@ -221,6 +223,33 @@ def wait_for(predicate, timeout: float = 10, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def admin_cli(fleet_proc: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m core_api.admin …` as an operator runs it: core-api's venv and DATABASE_URL."""
+    core = by_name("core-api")
+    python = fleet_proc.prep.venvs[core.name] / "bin" / "python"
+    return subprocess.run(
+        [str(python), "-m", "core_api.admin", *args],
+        env=fleet_proc.prep.env_for(core),
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def admin(fleet_proc: Fleet) -> Iterator[User]:
+    """A user made administrator with the CLI; their existing token becomes an admin's
+    within USER_STATE_CACHE_S, without logging in again."""
+    with httpx.Client(base_url=BASE_URL, timeout=30) as c:
+        u = new_user(c)
+        done = admin_cli(fleet_proc, "grant", u.email)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert wait_for(lambda: c.get("/api/auth/stats", headers=u.bearer).status_code == 200, 15)
+    yield u
 
 
 # ---------------------------------------------------------------- helper processes

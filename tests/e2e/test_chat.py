@@ -186,7 +186,7 @@ def test_vision_chat_framing(client: httpx.Client, user: User, fake_ollama: str)
     assert r.status_code == 422 and r.json()["message"]
 
 
-def test_models_memory_and_unload_shapes(client: httpx.Client, user: User, fake_ollama: str) -> None:
+def test_models_memory_and_unload_shapes(client: httpx.Client, user: User, admin: User, fake_ollama: str) -> None:
     models = client.get("/api/models", headers=user.bearer).json()["models"]
     assert models[0] == {**models[0], "name": "fake-llama:latest", "size": "4.1GB", "status": "available"}
     chat(client, user, {"message": "load", "model": "fake-llama"})
@@ -196,6 +196,9 @@ def test_models_memory_and_unload_shapes(client: httpx.Client, user: User, fake_
         assert {"pressure_level", "usage_percent", "free_gb", "allocated_gb", "total_gb", "recommendations",
                 "auto_cleanup_suggested"} <= set(mem)  # fmt: skip
         assert mem["allocated_gb"] > 3 and mem["total_gb"] > 0
+        # "Clear AI RAM" unloads the models of everyone: an administrator's button.
+        assert c.post("/api/models/unload", json={"model_type": "all"}).status_code == 403
+    with httpx.Client(base_url=BASE_URL, timeout=30, cookies={"access_token": admin.token}) as c:
         r = c.post("/api/models/unload", json={"model_type": "all"})
         assert r.status_code == 200 and "fake-llama:latest" in r.json()["unloaded_models"]
     with httpx.Client(base_url=BASE_URL, timeout=30) as anonymous:

@@ -10,17 +10,15 @@ import asyncio
 import base64
 import itertools
 import json
-import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import jwt
 import pytest
-from conftest import BASE_URL, ROOT, Fleet, User, new_user, wait_for
-from fleet_services import SERVICES, by_name
+from conftest import BASE_URL, Fleet, User, admin_cli, new_user, wait_for
+from fleet_services import SERVICES
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -32,33 +30,6 @@ SLUGS = {
     "n8n-integration": "n8n",
     "vibe-coding": "vibe",
 }
-
-
-def admin_cli(fleet_proc: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m core_api.admin …` as an operator runs it: core-api's venv and DATABASE_URL."""
-    core = by_name("core-api")
-    python = fleet_proc.prep.venvs[core.name] / "bin" / "python"
-    return subprocess.run(
-        [str(python), "-m", "core_api.admin", *args],
-        env=fleet_proc.prep.env_for(core),
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def admin(fleet_proc: Fleet) -> Iterator[User]:
-    """A user made administrator with the CLI; their existing token becomes an admin's
-    within USER_STATE_CACHE_S, without logging in again."""
-    with httpx.Client(base_url=BASE_URL, timeout=30) as c:
-        u = new_user(c)
-        done = admin_cli(fleet_proc, "grant", u.email)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert wait_for(lambda: c.get("/api/auth/stats", headers=u.bearer).status_code == 200, 15)
-    yield u
 
 
 def test_signup_login_me_with_cookie_and_bearer(client: httpx.Client) -> None:
