@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import Identity
+from harvis_common.quotas import QUOTA_RESPONSES, QuotaExceeded
 
-from .quotas import QuotaExceeded
 from .registry import DisabledTool, Registry, ToolContext, UnknownTool
 
 
@@ -35,7 +35,7 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/tool",
-        responses={429: {"description": "A per-user quota is used up (Retry-After says for how long)"}},
+        responses=QUOTA_RESPONSES,
     )
     async def call_tool(
         body: ToolCall, request: Request, identity: Annotated[Identity, Depends(current_identity)]
@@ -49,7 +49,7 @@ def build_router() -> APIRouter:
         except DisabledTool as exc:
             raise HTTPException(403, str(exc)) from None
         except QuotaExceeded as exc:
-            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+            raise exc.http() from None
         return outcome.as_dict()
 
     return router

@@ -20,7 +20,7 @@ from harvis_common.ssrf import SSRFPolicy
 
 from .api import build_router
 from .mcp_server import build_mcp
-from .quotas import Quotas
+from .quotas import mcp_quotas
 from .registry import Registry
 from .settings import Settings
 from .tools import files, network, notify, system
@@ -33,7 +33,7 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.policy = SSRFPolicy.from_setting(settings.mcp_ssrf_allowlist)
         self.http = SafeHTTPClient(self.policy)
-        self.quotas = Quotas(settings)
+        self.quotas = mcp_quotas(settings)
         self.spawned: set[int] = set()
 
     async def close(self) -> None:

@@ -19,7 +19,8 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from .quotas import QuotaExceeded
+from harvis_common.quotas import QuotaExceeded
+
 from .registry import DisabledTool, Registry, ToolContext, UnknownTool
 from .settings import Settings
 

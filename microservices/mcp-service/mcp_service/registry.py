@@ -23,8 +23,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harvis_common.internal_auth import Identity
+from harvis_common.quotas import QuotaExceeded
 
-from .quotas import QuotaExceeded
 from .settings import Settings
 
 audit_log = logging.getLogger("harvis.mcp.audit")

@@ -24,7 +24,6 @@ from conftest import Harness
 from smtp_sink import SmtpSink
 
 from harvis_common.testing import serve_app
-from mcp_service.quotas import MemoryWindows, RedisWindows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_twilio import FakeTwilio
@@ -227,39 +226,5 @@ async def test_an_unreachable_redis_still_limits_in_process(make_harness: Any, t
         assert len(twilio.messages) == 2
 
 
-# ---------------------------------------------------------------- the two windows, directly
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def windows(request: pytest.FixtureRequest) -> AsyncIterator[MemoryWindows | RedisWindows]:
-    if request.param == "memory":
-        yield MemoryWindows()
-        return
-    prefix = f"harvis:mcp-test:{uuid.uuid4().hex}:"
-    store = RedisWindows(REDIS_URL, prefix)
-    try:
-        yield store
-    finally:
-        await store.close()
-        client = aioredis.Redis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-
-
-async def test_a_sliding_window_frees_slots_as_they_age(windows: MemoryWindows | RedisWindows) -> None:
-    assert await windows.take("k", limit=2, window_s=1, cost=1) == 0
-    assert await windows.take("k", limit=2, window_s=1, cost=1) == 0
-    wait = await windows.take("k", limit=2, window_s=1, cost=1)
-    assert 0 < wait <= 1
-    assert await windows.take("other", limit=2, window_s=1, cost=2) == 0  # keys are separate
-    await asyncio.sleep(wait + 0.05)
-    assert await windows.take("k", limit=2, window_s=1, cost=2) == 0  # both slots aged out
-    assert await windows.take("k", limit=2, window_s=1, cost=1) > 0
-
-
-async def test_concurrent_takes_never_overshoot(windows: MemoryWindows | RedisWindows) -> None:
-    results = await asyncio.gather(*(windows.take("burst", limit=7, window_s=60, cost=1) for _ in range(50)))
-    assert sum(1 for r in results if r == 0) == 7
-    assert all(0 < r <= 60 for r in results if r != 0)
+# The windows themselves (weights, ageing, atomic takes, both backends) are tested with the
+# shared module: microservices/common/tests/test_quotas.py.
