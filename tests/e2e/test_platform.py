@@ -307,10 +307,19 @@ def test_nginx_answers_json_when_no_front_end_is_running(client: httpx.Client) -
     assert r.json()["message"]
 
 
-def test_openapi_of_core_api_is_served(client: httpx.Client) -> None:
+def test_openapi_lists_every_services_routes(client: httpx.Client) -> None:
+    """/api/docs shows the whole fleet: each service's own description of its routes."""
     r = client.get("/api/openapi.json")
     assert r.status_code == 200
-    assert "/api/auth/login" in r.json()["paths"]
+    doc = r.json()
+    assert "Not reachable" not in doc["info"].get("description", ""), doc["info"]
+    paths = doc["paths"]
+    for path in ("/api/auth/login", "/api/chat", "/api/web-search", "/api/tts", "/api/browser/navigate",
+                 "/api/mcp/tools", "/api/n8n/workflow/create", "/api/vibe/execute"):  # fmt: skip
+        assert path in paths, path
+    assert {t for item in paths.values() for op in item.values() for t in op.get("tags", [])} >= {
+        s.name for s in SERVICES if s.name != "core-api"
+    }
 
 
 # ---------------------------------------------------------------- multi-user safety (issue 14)

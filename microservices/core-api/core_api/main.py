@@ -25,6 +25,7 @@ from . import chat, internal
 from .admin.routes import router as admin_router
 from .auth.routes import router as auth_router
 from .auth.service import AuthService
+from .gateway.openapi import FleetOpenAPI, openapi_router
 from .service_router import Gateway, health_overview_router
 from .settings import Settings
 
@@ -92,10 +93,11 @@ api = FastAPI(
     description="Authentication, users, chat and the gateway to every Harvis service.",
     version=VERSION,
     lifespan=lifespan,
-    # Under /api/ so nginx sends them here rather than to the front end.
-    docs_url="/api/docs",
+    # /api/docs and /api/openapi.json show the whole fleet (gateway/openapi.py), not only
+    # core-api: FastAPI's own routes for them are off.
+    docs_url=None,
     redoc_url=None,
-    openapi_url="/api/openapi.json",
+    openapi_url=None,
 )
 install_error_handlers(api)
 api.include_router(health_router(settings.service_name, VERSION, {"database": _db_ready, "redis": _redis_ready}))
@@ -106,4 +108,5 @@ internal.install(api)
 
 gateway = Gateway(api, settings)
 api.include_router(health_overview_router(gateway))
+api.include_router(openapi_router(FleetOpenAPI(api, gateway)))
 app = gateway

@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, WebSocket, WebSocketDisc
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from core_api.auth.context import AuthUser
+from core_api.gateway.openapi import FleetOpenAPI, openapi_router
 from core_api.service_router import Gateway, health_overview_router
 from core_api.settings import Settings
 from harvis_common.app import create_service_app
@@ -193,6 +194,7 @@ def gateway_app(settings: Settings, authenticator: Any, kit: InternalAuthKit) ->
 
     gateway = Gateway(api, settings)
     api.include_router(health_overview_router(gateway))
+    api.include_router(openapi_router(FleetOpenAPI(api, gateway)))
     return gateway
 
 

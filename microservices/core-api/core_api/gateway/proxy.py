@@ -62,6 +62,10 @@ class Gateway:
 
     # ---------------------------------------------------------------- lifecycle
 
+    @property
+    def signer(self) -> InternalSigner | None:
+        return self._signer
+
     def attach(self, authenticator: Authenticator, signer: InternalSigner) -> None:
         self._auth = authenticator
         self._signer = signer

@@ -443,15 +443,18 @@ class UpstreamPool:
                 waiter.cancel()
         self._waiters.clear()
 
-    async def fetch(self, method: str, path: str, read_timeout_s: float) -> tuple[int, bytes]:
-        """A small buffered request (health checks): status and body."""
+    async def fetch(
+        self, method: str, path: str, read_timeout_s: float, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """A small buffered request (health checks, schemas): status and body."""
         conn = await self.acquire()
         try:
             conn.begin(read_timeout_s, head=method == "HEAD")
             ep = self.endpoint
+            extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (headers or {}).items())
             conn.write(
-                b"%s %s%s HTTP/1.1\r\nhost: %s\r\naccept: application/json\r\n\r\n"
-                % (method.encode(), ep.base_path, path.encode(), ep.netloc)
+                b"%s %s%s HTTP/1.1\r\nhost: %s\r\naccept: application/json\r\n%s\r\n"
+                % (method.encode(), ep.base_path, path.encode(), ep.netloc, extra)
             )
             await conn.wait_headers()
             body = []
