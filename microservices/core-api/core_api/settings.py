@@ -71,6 +71,9 @@ class Settings(ServiceSettings, LLMSettings):
     chat_history_limit: int = Field(default=40, ge=0, le=1000)  # earlier messages sent to the model
     chat_max_tokens: int = Field(default=0, ge=0)  # longest answer in tokens; 0: the backend's own limit
     sse_heartbeat_s: float = Field(default=10.0, gt=0)
+    # Per-user quota: chat turns (/api/chat and /api/vision-chat together) in any hour. Over it:
+    # a JSON 429 + Retry-After before any stream starts. Counted in Redis when REDIS_URL is set.
+    chat_turns_per_hour: int = Field(default=120, ge=1)
     # AES-256-GCM key (base64url, 32 bytes) for users' provider API keys at rest; never the JWT secret.
     api_key_encryption_key: str = ""
     # How long after issue a service may send back a user's X-Internal-Auth token to core-api's

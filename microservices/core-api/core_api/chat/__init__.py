@@ -20,6 +20,7 @@ from .history_routes import artifacts_router
 from .history_routes import router as history_router
 from .internal import router as internal_router
 from .models_routes import router as models_router
+from .quotas import chat_quotas
 from .routes import router as chat_router
 from .store import ChatStore
 
@@ -39,6 +40,7 @@ def start(app: FastAPI, settings: Settings, pool: asyncpg.Pool, llm: LLMBackend 
     state.chat_store = ChatStore(pool)
     state.llm = llm or LLMBackend(settings)
     state.background_tasks = set()
+    state.chat_quotas = chat_quotas(settings)
     state.key_cipher = KeyCipher(settings.api_key_encryption_key) if settings.api_key_encryption_key else None
     if state.key_cipher is None:
         log.warning("API_KEY_ENCRYPTION_KEY is not set: /api/user/api-keys cannot store keys")
@@ -57,3 +59,6 @@ async def stop(app: FastAPI) -> None:
     llm = getattr(state, "llm", None)
     if llm is not None:
         await llm.close()
+    quotas = getattr(state, "chat_quotas", None)
+    if quotas is not None:
+        await quotas.close()

@@ -12,6 +12,9 @@ connection is closed, so it stops generating). History stays consistent: the
 user's message is already saved, and the partial answer, if any, is saved as
 an assistant message with `metadata.interrupted = true`. A session id that is
 missing or someone else's starts a new session (its id is in `complete`).
+
+Each turn counts against the user's `CHAT_TURNS_PER_HOUR` (`quotas.py`) once the
+request is valid and before the stream starts: over it, a JSON 429 + `Retry-After`.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from pydantic import BaseModel, Field, field_validator
 
 from harvis_common.diagnostics import sse_event
 from harvis_common.llm import LLMError
+from harvis_common.quotas import QUOTA_RESPONSES, charge
 
 from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
 from ..pg_input import PgText
 from .backend import LLMBackend
+from .quotas import CHAT_TURNS
 from .sse import HEARTBEAT, SSEResponse
 from .store import ChatStore, NewMessage, parse_session_id, title_from
 
@@ -101,8 +106,10 @@ def chat_state(request: Request) -> tuple[ChatStore, LLMBackend, set[asyncio.Tas
 User = Annotated[AuthUser, Depends(current_user)]
 
 
-@router.post("/api/chat")
+@router.post("/api/chat", responses=QUOTA_RESPONSES)
 async def chat(body: ChatRequest, user: User, request: Request) -> SSEResponse:
+    # The turn is counted before the stream starts, so over the quota is a JSON 429, not an SSE error.
+    await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)
     store, llm, tasks = chat_state(request)
     settings = request.app.state.chat_settings
     return SSEResponse(
@@ -110,8 +117,9 @@ async def chat(body: ChatRequest, user: User, request: Request) -> SSEResponse:
     )
 
 
-@router.post("/api/vision-chat")
+@router.post("/api/vision-chat", responses=QUOTA_RESPONSES)
 async def vision_chat(body: VisionChatRequest, user: User, request: Request) -> SSEResponse:
+    await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)  # one quota with /api/chat
     store, llm, tasks = chat_state(request)
     settings = request.app.state.chat_settings
     return SSEResponse(
