@@ -17,6 +17,7 @@ from harvis_common.ssrf import SSRFPolicy
 from .cache import make_cache
 from .fetch import PageFetcher
 from .providers import SearchEngine
+from .quotas import research_quotas
 from .research import Researcher
 from .routes import router
 from .settings import Settings
@@ -54,7 +55,9 @@ def create_app(settings: Settings) -> FastAPI:
         cache = make_cache(settings.redis_url, settings.research_cache_ttl_s, settings.research_redis_prefix)
         llm = client_from_settings(settings)
         history = CoreClient(settings.core_api_url)
+        quotas = research_quotas(settings)
         app.state.settings = settings
+        app.state.quotas = quotas
         app.state.cache = cache
         app.state.history = history
         app.state.researcher = build_researcher(settings, http, pages, cache, llm)
@@ -66,9 +69,13 @@ def create_app(settings: Settings) -> FastAPI:
             await pages.close()
             await http.close()
             await cache.close()
+            await quotas.close()
 
     async def _cache_ready() -> str:
         return await app.state.cache.ping()
+
+    async def _quotas_ready() -> str:
+        return await app.state.quotas.describe()
 
     app = create_service_app(
         settings,
@@ -78,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         slug="research",
         routers=[router],
-        ready_checks={"cache": _cache_ready},
+        ready_checks={"cache": _cache_ready, "quotas": _quotas_ready},
         lifespan=lifespan,
     )
     return app

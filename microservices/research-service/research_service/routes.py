@@ -1,5 +1,9 @@
 """POST /api/web-search, /api/research/sources, /api/research-chat (SSE), /api/fact-check,
-/api/comparative-research."""
+/api/comparative-research.
+
+Each counts against the caller's research turns (`quotas.py`) once its input is valid and
+before any search: over the quota, a JSON 429 + Retry-After (research chat: before its
+stream starts)."""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from harvis_common.diagnostics import SSE_HEADERS, sse_event
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError
+from harvis_common.quotas import QUOTA_RESPONSES
 
+from .quotas import charge_turns
 from .research import Research, Researcher, no_results_answer
 
 log = logging.getLogger("research.routes")
@@ -61,8 +67,9 @@ class WebSearchRequest(BaseModel):
     extract_content: bool = False
 
 
-@router.post("/api/web-search")
+@router.post("/api/web-search", responses=QUOTA_RESPONSES)
 async def web_search(body: WebSearchRequest, identity: Caller, request: Request) -> dict[str, Any]:
+    await charge_turns(request, identity)
     researcher = _researcher(request)
     results, errors = await researcher.search(body.query, body.max_results)
     out: dict[str, Any] = {
@@ -101,11 +108,12 @@ class SourcesRequest(BaseModel):
     max_sources: int | None = Field(default=None, ge=1, le=20)
 
 
-@router.post("/api/research/sources")
+@router.post("/api/research/sources", responses=QUOTA_RESPONSES)
 async def research_sources(body: SourcesRequest, identity: Caller, request: Request) -> dict[str, Any]:
     """The research step alone — search, read, rank — for a caller that writes its own answer
     (voice's mic-chat in research mode): numbered sources and the excerpts under their numbers,
-    ready to cite as [n]."""
+    ready to cite as [n]. A turn of the user's, whoever calls for them."""
+    await charge_turns(request, identity)
     settings = request.app.state.settings
     research = await _researcher(request).research(body.query, body.max_sources or settings.research_max_sources)
     return {
@@ -246,8 +254,9 @@ async def _finish(
     yield sse_event(event)
 
 
-@router.post("/api/research-chat")
+@router.post("/api/research-chat", responses=QUOTA_RESPONSES)
 async def research_chat(body: ResearchChatRequest, identity: Caller, request: Request) -> StreamingResponse:
+    await charge_turns(request, identity)  # before the stream: over the quota is a JSON 429
     token = request.headers.get(HEADER, "")
 
     async def events() -> AsyncIterator[bytes]:
@@ -298,8 +307,9 @@ def parse_verdict(text: str, has_sources: bool) -> tuple[str, float, str]:
     return verdict, round(confidence, 2), analysis
 
 
-@router.post("/api/fact-check")
+@router.post("/api/fact-check", responses=QUOTA_RESPONSES)
 async def fact_check(body: FactCheckRequest, identity: Caller, request: Request) -> dict[str, Any]:
+    await charge_turns(request, identity)
     researcher = _researcher(request)
     settings = request.app.state.settings
     try:
@@ -361,8 +371,9 @@ class CompareRequest(BaseModel):
         return topics
 
 
-@router.post("/api/comparative-research")
+@router.post("/api/comparative-research", responses=QUOTA_RESPONSES)
 async def comparative_research(body: CompareRequest, identity: Caller, request: Request) -> dict[str, Any]:
+    await charge_turns(request, identity, len(body.topics))  # each topic is researched on its own
     researcher = _researcher(request)
     settings = request.app.state.settings
     try:

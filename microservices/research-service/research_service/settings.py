@@ -38,6 +38,10 @@ class Settings(ServiceSettings, LLMSettings):
     research_cache_ttl_s: int = Field(default=3600, ge=0)
     redis_url: str = ""
     research_redis_prefix: str = "harvis:research:"
+    # Per-user quota: research turns in any hour — each web search, sources lookup, research chat
+    # and fact-check counts one, a comparison one per topic. Over it: a JSON 429 + Retry-After
+    # (research chat: before its stream starts). Counted in Redis when REDIS_URL is set.
+    research_turns_per_hour: int = Field(default=100, ge=1)
     # Longest answer, in tokens (as for chat); 0: the backend's own limit.
     chat_max_tokens: int = Field(default=0, ge=0)
     # core-api's address for the internal history API (research chat saves its turns there).
