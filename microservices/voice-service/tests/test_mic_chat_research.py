@@ -32,6 +32,7 @@ SOURCES = [
     {"index": 2, "title": "Old stone bridges", "url": "https://example.net/bridge", "domain": "example.net",
      "snippet": "s", "fetched": True},
 ]  # fmt: skip
+QUOTA = "quota reached: 100 research turns per hour for your account; resets in 1 min (at 2026-01-01 10:00:00 UTC)"
 CONTEXT = (
     "[1] Foxes and bridges (https://example.org/fox)\nRed foxes can jump two metres high.\n\n"
     "[2] Old stone bridges (https://example.net/bridge)\nThe old bridge was built in 1642."
@@ -45,7 +46,7 @@ class Stubs:
     def __init__(self, kit: InternalAuthKit) -> None:
         self.kit = kit
         self.exchange_mode = "ok"  # ok | refuse
-        self.research_mode = "ok"  # ok | empty | error | slow
+        self.research_mode = "ok"  # ok | empty | error | slow | quota
         self.token_requests: list[tuple[str, dict[str, Any]]] = []
         self.research_requests: list[tuple[int, dict[str, Any]]] = []
         self.saved: list[dict[str, Any]] = []
@@ -76,6 +77,8 @@ class Stubs:
         self.research_requests.append((who.user_id, body))
         if self.research_mode == "error":
             return web.json_response({"detail": "boom"}, status=500)
+        if self.research_mode == "quota":
+            return web.json_response({"detail": QUOTA, "message": QUOTA}, status=429, headers={"Retry-After": "60"})
         if self.research_mode == "slow":
             await asyncio.sleep(3)
         if self.research_mode == "empty":
@@ -174,6 +177,7 @@ def test_research_mode_answers_from_the_sources(served, stubs: Stubs, kit: Inter
         ("ok", "error", "Web research failed (research-service answered 500)"),
         ("ok", "slow", "Web research failed (research-service took too long)"),
         ("ok", "empty", "The web search found no usable sources"),
+        ("ok", "quota", f"Web research failed ({QUOTA})"),  # the user's research turns are used up
     ],
 )
 def test_research_failures_fall_back_to_the_model_with_a_notice(

@@ -18,6 +18,7 @@ from .chat import Conversation
 from .engines import Engines
 from .files import AudioStore
 from .jobs import JobQueue
+from .quotas import voice_quotas
 from .research import WebResearch
 from .routes import VoiceState, job_error_is_final, job_handler, router
 from .settings import Settings
@@ -66,6 +67,7 @@ def build_app(settings: Settings) -> FastAPI:
             core=core,
             conversation=Conversation(settings),
             research=WebResearch(settings, core),
+            quotas=voice_quotas(settings),
         )
         app.state.voice = st
         app.state.db_pool = pool
@@ -84,6 +86,7 @@ def build_app(settings: Settings) -> FastAPI:
             await st.research.close()
             await st.core.close()
             await st.conversation.close()
+            await st.quotas.close()
             if pool is not None:
                 await pool.close()
 
@@ -107,13 +110,19 @@ def build_app(settings: Settings) -> FastAPI:
             f"{kind}: " + ", ".join(f"{n} ({s})" for n, s in engines.items()) for kind, engines in status.items()
         )
 
+    async def quotas_ready() -> str:
+        st: VoiceState | None = getattr(app.state, "voice", None)
+        if st is None:
+            raise RuntimeError("starting")
+        return await st.quotas.describe()
+
     app = create_service_app(
         settings,
         title="Harvis Voice",
         description="Speech-to-text, text-to-speech, voice chat, audio files and TTS jobs.",
         slug="voice",
         routers=[router],
-        ready_checks={"database": database_ready, "engines": engines_ready},
+        ready_checks={"database": database_ready, "engines": engines_ready, "quotas": quotas_ready},
         lifespan=lifespan,
     )
     return app

@@ -40,6 +40,14 @@ class Findings:
         return [{"index": s.get("index"), "title": s.get("title"), "url": s.get("url")} for s in self.sources]
 
 
+async def _quota_message(resp: aiohttp.ClientResponse) -> str:
+    try:
+        message = (await resp.json()).get("message")
+    except (aiohttp.ClientError, ValueError, AttributeError):
+        message = None
+    return str(message)[:300] if message else "research-service answered 429"
+
+
 class WebResearch:
     def __init__(self, settings: Settings, core: CoreClient) -> None:
         self.base_url = settings.research_service_url.rstrip("/")
@@ -65,6 +73,8 @@ class WebResearch:
             async with self._http().post(
                 self.base_url + "/api/research/sources", json=body, headers={HEADER: research_token}
             ) as resp:
+                if resp.status == 429:  # the user's research quota: say which, and when it resets
+                    raise ResearchUnavailable(await _quota_message(resp))
                 if resp.status >= 400:
                     detail = (await resp.text())[:300]
                     log.warning("research-service refused", extra={"status": resp.status, "error": detail})

@@ -1,11 +1,15 @@
-"""voice-service's HTTP API (shapes: shared design contract, voice-service section)."""
+"""voice-service's HTTP API (shapes: shared design contract, voice-service section).
+
+Speech to text, text to speech and voice chat take from the caller's quotas (`quotas.py`)
+once the input is known to be usable and before the engines run: over one, a JSON 429 +
+Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -17,12 +21,14 @@ from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError
+from harvis_common.quotas import QUOTA_RESPONSES, QuotaExceeded, Quotas, charge
 
 from .audio import AudioError, decode, wav_bytes
 from .chat import CONTEXT_MESSAGES, Conversation, speakable
 from .engines import EngineError, Engines, Speech
 from .files import AudioStore
 from .jobs import JobQueue
+from .quotas import MIC_CHAT_TURNS, STT_SECONDS, TTS_CHARS, audio_seconds
 from .research import Findings, ResearchUnavailable, WebResearch
 from .settings import Settings
 
@@ -43,6 +49,7 @@ class VoiceState:
     core: CoreClient
     conversation: Conversation
     research: WebResearch
+    quotas: Quotas
 
 
 def state(request: Request) -> VoiceState:
@@ -70,10 +77,20 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def transcribe_upload(st: VoiceState, file: UploadFile, language: str | None, engine: str | None) -> Any:
+async def transcribe_upload(
+    st: VoiceState,
+    user_id: int,
+    file: UploadFile,
+    language: str | None,
+    engine: str | None,
+    also: Mapping[str, int] | None = None,
+) -> Any:
+    """The upload's transcript. Its decoded length is taken from the user's seconds (with the
+    costs in `also`, all or none) before Whisper runs: unusable audio costs nothing."""
     stt = st.engines.stt_engine(engine)  # unknown/unavailable engine before reading the body
     data = await read_upload(file, st.settings.voice_max_upload_bytes)
     samples = await asyncio.to_thread(decode, data, st.settings.voice_max_audio_s)
+    await charge(st.quotas, user_id, {STT_SECONDS: audio_seconds(samples), **(also or {})})
     return await st.engines.transcribe(stt, samples, language)
 
 
@@ -111,16 +128,16 @@ def check_language(language: str | None) -> str | None:
 # ---------------------------------------------------------------- STT / TTS
 
 
-@router.post("/api/stt")
+@router.post("/api/stt", responses=QUOTA_RESPONSES)
 async def stt(
     st: State,
-    _: Caller,
+    identity: Caller,
     file: Annotated[UploadFile, File()],
     language: Annotated[str | None, Form()] = None,
     engine: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     try:
-        transcript = await transcribe_upload(st, file, check_language(language), engine)
+        transcript = await transcribe_upload(st, identity.user_id, file, check_language(language), engine)
     except (AudioError, EngineError) as exc:
         raise as_http(exc) from exc
     return transcript.as_dict()
@@ -147,7 +164,7 @@ def _streaming_wav_header(sample_rate: int) -> bytes:
     )
 
 
-@router.post("/api/tts")
+@router.post("/api/tts", responses=QUOTA_RESPONSES)
 async def tts(
     body: TTSIn,
     st: State,
@@ -160,8 +177,10 @@ async def tts(
     text = check_text(body.text, st)
     try:
         engine = st.engines.tts_engine(body.engine)
+        engine.check_voice(body.voice)
+        # Every form of speech costs its characters, before any audio (a stream's 429 is JSON).
+        await charge(st.quotas, identity.user_id, TTS_CHARS, len(text))
         if stream and as_ == "wav":
-            engine.check_voice(body.voice)
             return StreamingResponse(
                 _stream_wav(st, engine, text, body.voice),
                 media_type="audio/wav",
@@ -236,7 +255,7 @@ def _queue(st: VoiceState) -> JobQueue:
     return st.queue
 
 
-@router.post("/api/jobs/tts")
+@router.post("/api/jobs/tts", responses=QUOTA_RESPONSES)
 async def create_tts_job(body: TTSJobIn, st: State, identity: Caller) -> dict[str, Any]:
     text = check_text(body.text, st)
     try:
@@ -244,6 +263,8 @@ async def create_tts_job(body: TTSJobIn, st: State, identity: Caller) -> dict[st
         engine.check_voice(body.voice_id)
     except EngineError as exc:
         raise as_http(exc) from exc
+    _queue(st)  # no queue, no charge
+    await charge(st.quotas, identity.user_id, TTS_CHARS, len(text))  # when queued: the worker speaks it
     job_id = await _queue(st).enqueue(
         identity.user_id, {"text": text, "voice_id": body.voice_id, "tts_engine": body.tts_engine}
     )
@@ -275,8 +296,9 @@ def job_error_is_final(exc: BaseException) -> bool:
 # ---------------------------------------------------------------- mic-chat
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "error": message, "detail": message, "message": message}, status)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = {"status": "error", "error": message, "detail": message, "message": message}
+    return JSONResponse(body, status, headers=dict(headers or {}))
 
 
 def _truthy(value: str | None) -> bool:
@@ -307,7 +329,7 @@ async def _web_sources(st: VoiceState, token: str, text: str, research: bool) ->
     return findings, None
 
 
-@router.post("/api/mic-chat")
+@router.post("/api/mic-chat", responses=QUOTA_RESPONSES)
 async def mic_chat(
     request: Request,
     st: State,
@@ -328,9 +350,10 @@ async def mic_chat(
     session_id = (session_id or "").strip() or None
     try:
         lang = check_language(language)
-        transcript = await transcribe_upload(st, file, lang, None)
+        # A turn (the model's answer) and the recording's seconds, all or none.
+        transcript = await transcribe_upload(st, identity.user_id, file, lang, None, also={MIC_CHAT_TURNS: 1})
     except HTTPException as exc:
-        return _error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, str(exc.detail), exc.headers)  # a 429 keeps its Retry-After
     except (AudioError, EngineError) as exc:
         return _error(exc.status, exc.message)
     text = transcript.text.strip()
@@ -352,8 +375,13 @@ async def mic_chat(
     audio_path: str | None = None
     tts_error: str | None = None
     if not _truthy(text_only):
+        spoken = speakable(answer) or answer
         try:
-            audio_path = await speak_to_file(st, identity.user_id, speakable(answer) or answer, tts_engine, None)
+            st.engines.tts_engine(tts_engine)  # an unknown engine is refused before it costs anything
+            await st.quotas.take(TTS_CHARS, identity.user_id, len(spoken))
+            audio_path = await speak_to_file(st, identity.user_id, spoken, tts_engine, None)
+        except QuotaExceeded as exc:
+            tts_error = exc.message  # over the speech quota: the text answer still stands
         except EngineError as exc:
             if exc.status == 422 and tts_engine:
                 return _error(422, exc.message)

@@ -71,6 +71,16 @@ class Settings(ServiceSettings, LLMSettings):
     voice_research_max_sources: int = Field(default=4, ge=1, le=20)
     voice_research_timeout_s: float = Field(default=30.0, gt=0, le=600)
 
+    # Per-user quotas, each in any hour; over one: a JSON 429 + Retry-After. Seconds of audio
+    # transcribed (/api/stt and mic-chat's recording, its decoded length), characters spoken
+    # (/api/tts, TTS jobs, mic-chat's spoken answer) and voice-chat turns (/api/mic-chat).
+    voice_stt_seconds_per_hour: int = Field(default=1800, ge=1)
+    voice_tts_chars_per_hour: int = Field(default=50_000, ge=1)
+    voice_mic_chat_turns_per_hour: int = Field(default=120, ge=1)
+    # Redis for the quotas (shared by replicas); empty: in-process. Keys under VOICE_REDIS_PREFIX.
+    redis_url: str = ""
+    voice_redis_prefix: str = "harvis:voice:"
+
     @field_validator("voice_stt_engine")
     @classmethod
     def _stt(cls, value: str) -> str:
