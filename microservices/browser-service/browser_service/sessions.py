@@ -28,9 +28,9 @@ from fastapi import HTTPException
 from selenium.common.exceptions import WebDriverException
 
 from harvis_common.ssrf import SSRFPolicy
+from harvis_common.ssrf_proxy import GuardProxy
 
 from .browser import ActionError, Browser, BrowserGone, LaunchConfig, pids_with
-from .proxy import GuardProxy
 from .settings import Settings
 
 log = logging.getLogger("browser.sessions")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import as_user, service_app
 from fastapi.testclient import TestClient
-from test_ocr_proxy import text_image
+from test_ocr import text_image
 
 from harvis_common.testing import InternalAuthKit
 

@@ -1,13 +1,17 @@
-"""The SSRF guard in front of Chromium: a tiny forward proxy per session.
+"""The SSRF guard as a forward proxy, for programs we can't hand `SafeHTTPClient` to.
 
-Chromium runs with `--proxy-server=http://127.0.0.1:<port>` and
-`--proxy-bypass-list=<-loopback>` (so even loopback goes through it), and with
-its own DNS resolution disabled. Every request the browser makes — the first
-navigation, each redirect hop, subresources, fetch/XHR, form posts, WebSocket
-tunnels — arrives here and is checked with `harvis_common.ssrf.check_url`
-before a byte leaves the machine; the connection then goes to the vetted
-address, never a fresh lookup (no DNS rebinding). Blocked requests get a 403
-page (or a refused CONNECT) and are recorded for the session.
+Chromium (browser-service: `--proxy-server`, one listener per session) and n8n
+(n8n-integration: `HTTP_PROXY`/`HTTPS_PROXY`, one listener for the instance) send
+every request of a user's page or workflow here: plain `http://` as an absolute-form
+request (`GET http://host/path HTTP/1.1`), everything else as a `CONNECT host:port`
+tunnel. Each one is checked with `harvis_common.ssrf.check_url` — the policy research
+uses — before a byte leaves the machine, and the connection then goes to the address
+that was vetted, never a fresh lookup, so DNS rebinding between check and connect has
+nothing to swap. A redirect is the client's next request, vetted the same way.
+
+A refusal is `403 Forbidden` with `X-Harvis-Blocked: 1` (a small HTML page for plain
+requests, an empty body for CONNECT), kept in `blocked`; a name that does not resolve or
+an upstream that does not answer is `502 Bad Gateway`. Stdlib only.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from harvis_common.ssrf import SSRFBlocked, SSRFPolicy, check_url
+from .ssrf import SSRFBlocked, SSRFPolicy, check_url
 
-log = logging.getLogger("browser.proxy")
+log = logging.getLogger("harvis.ssrf_proxy")
 
 HEAD_LIMIT = 64 * 1024
 IDLE_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 10.0
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "upgrade"}
+BLOCKED_HEADER = "X-Harvis-Blocked"
 
 
 @dataclass(frozen=True)
@@ -53,19 +58,20 @@ def _authority(host: str, port: int) -> str:
 
 
 class GuardProxy:
-    """One listener on 127.0.0.1:<ephemeral> for one browser session."""
+    """One listener on `host:port` (loopback and an ephemeral port by default)."""
 
-    def __init__(self, policy: SSRFPolicy, name: str = "") -> None:
+    def __init__(self, policy: SSRFPolicy, name: str = "", *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.policy = policy
         self.name = name
+        self.host = host
+        self.port = port
         self.blocked: deque[Blocked] = deque(maxlen=50)
         self.requests = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, limit=HEAD_LIMIT)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=HEAD_LIMIT)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -90,12 +96,12 @@ class GuardProxy:
             self._tasks.add(task)
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
         except asyncio.CancelledError:
             pass
         except Exception:  # a bug here must not kill the listener
-            log.exception("proxy connection failed")
+            log.exception("proxy connection failed", extra={"proxy": self.name})
         finally:
             writer.close()
             if task is not None:
@@ -104,7 +110,11 @@ class GuardProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
         lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ", 2)
+        try:
+            method, target, version = lines[0].split(" ", 2)
+        except ValueError:
+            await self._refuse(writer, "Malformed request line.", status="400 Bad Request", blocked=False)
+            return
         self.requests += 1
         if method.upper() == "CONNECT":
             await self._connect(target, reader, writer)
@@ -113,7 +123,7 @@ class GuardProxy:
 
     def _block(self, url: str, reason: str) -> None:
         self.blocked.append(Blocked(time.monotonic(), url, reason))
-        log.info("blocked browser request", extra={"session": self.name, "url": url[:300], "reason": reason})
+        log.info("blocked outbound request", extra={"proxy": self.name, "url": url[:300], "reason": reason})
 
     async def _open(self, url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str] | str:
         """Vet the URL and connect to its vetted address; a str is the refusal reason."""
@@ -133,13 +143,22 @@ class GuardProxy:
         return f"upstream unreachable ({last})"
 
     async def _connect(self, authority: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = _host_port(authority, 443)
+        try:
+            host, port = _host_port(authority, 443)
+        except ValueError:
+            await self._refuse(writer, "Malformed CONNECT target.", status="400 Bad Request", blocked=False)
+            return
         url = f"https://{_authority(host, port)}/"
         opened = await self._open(url)
         if isinstance(opened, str):
-            if "unreachable" not in opened:
+            if "unreachable" in opened:
+                writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:
                 self._block(url, opened)
-            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                writer.write(
+                    f"HTTP/1.1 403 Forbidden\r\n{BLOCKED_HEADER}: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .encode()
+                )  # fmt: skip
             await writer.drain()
             return
         up_r, up_w, _ = opened
@@ -164,7 +183,7 @@ class GuardProxy:
         opened = await self._open(url)
         if isinstance(opened, str):
             if "unreachable" in opened:
-                await self._refuse(writer, opened, status="502 Bad Gateway")
+                await self._refuse(writer, opened, status="502 Bad Gateway", blocked=False)
             else:
                 self._block(url, opened)
                 await self._refuse(writer, f"Blocked by Harvis: {opened}")
@@ -179,15 +198,18 @@ class GuardProxy:
         await up_w.drain()
         await self._relay_response(reader, writer, up_r, up_w)
 
-    async def _refuse(self, writer: asyncio.StreamWriter, message: str, status: str = "403 Forbidden") -> None:
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, message: str, status: str = "403 Forbidden", *, blocked: bool = True
+    ) -> None:
         body = (
             "<!doctype html><html><head><title>Blocked</title></head><body><h1>Request blocked</h1><p>"
             + message.replace("&", "&amp;").replace("<", "&lt;")
             + "</p></body></html>"
         ).encode()
+        mark = f"{BLOCKED_HEADER}: 1\r\n" if blocked else ""
         writer.write(
             f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-            "X-Harvis-Blocked: 1\r\nConnection: close\r\n\r\n".encode()
+            f"{mark}Connection: close\r\n\r\n".encode()
             + body
         )
         await writer.drain()
