@@ -15,8 +15,11 @@ from fastapi import FastAPI
 from harvis_common.app import create_service_app
 from harvis_common.db import create_pool, migrate, ping
 from harvis_common.llm import LLMError, client_from_settings
+from harvis_common.ssrf import SSRFPolicy
+from harvis_common.ssrf_proxy import GuardProxy
 
 from .knowledge import Embeddings, KnowledgeBase, LLMEmbeddings, LocalEmbeddings, Match
+from .limits import Limits
 from .n8n_client import N8nClient
 from .routes import router
 from .settings import Settings
@@ -26,7 +29,8 @@ log = logging.getLogger("n8n_integration")
 
 
 class State:
-    """What the routes use: settings, the n8n client, the store, the knowledge base, the LLM."""
+    """What the routes use: settings, the n8n client, the store, the limits, the knowledge base,
+    the LLM; and the vetting proxy n8n's outbound requests go through."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,8 +44,14 @@ class State:
             owner_password=settings.n8n_owner_password,
         )
         self.llm = client_from_settings(settings)
+        # One SSRF policy for both checks: literal URLs at create time, every request at run time.
+        self.policy = SSRFPolicy.from_setting(settings.n8n_ssrf_allowlist)
+        self.proxy = GuardProxy(
+            self.policy, name="n8n", host=settings.n8n_egress_proxy_host, port=settings.n8n_egress_proxy_port
+        )
         self.pool: asyncpg.Pool | None = None
         self.store: Store = None  # type: ignore[assignment]
+        self.limits: Limits = None  # type: ignore[assignment]
         self.kb: KnowledgeBase | None = None
         self.kb_error = "not started"
         self.embeddings: Embeddings = (
@@ -53,10 +63,19 @@ class State:
     async def start(self) -> None:
         if not self.settings.database_url:
             raise RuntimeError("DATABASE_URL is not set: n8n-integration keeps workflow ownership in PostgreSQL")
+        # First: n8n (started on its own) may already be sending requests to it.
+        port = await self.proxy.start()
+        log.info("egress proxy for n8n listening", extra={"host": self.proxy.host, "port": port})
         self.pool = await create_pool(
             self.settings.database_url, service="n8n-integration", migrations="n8n_integration.migrations"
         )
         self.store = Store(self.pool)
+        self.limits = Limits(
+            self.pool,
+            max_workflows=self.settings.n8n_max_workflows_per_user,
+            max_active=self.settings.n8n_max_active_workflows_per_user,
+            max_runs_per_hour=self.settings.n8n_max_executions_per_hour,
+        )
         try:
             async with self.pool.acquire() as conn:
                 await migrate(conn, "n8n-integration-kb", "n8n_integration.kb_migrations")
@@ -70,6 +89,7 @@ class State:
             log.warning("knowledge base unavailable", extra={"error": self.kb_error})
 
     async def stop(self) -> None:
+        await self.proxy.close()
         await self.n8n.close()
         await self.llm.close()
         if self.pool is not None:
@@ -121,6 +141,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def n8n_ready() -> str:
         return await state.n8n.ping()
 
+    async def proxy_ready() -> str:
+        if not state.proxy.port:
+            raise RuntimeError("the egress proxy is not listening")
+        return (
+            f"{state.proxy.host}:{state.proxy.port}, {state.proxy.requests} requests,"
+            f" {len(state.proxy.blocked)} recently blocked"
+        )
+
     async def kb_ready() -> str:
         if state.kb is None:
             raise RuntimeError(state.kb_error)
@@ -134,8 +162,13 @@ def create_app(settings: Settings) -> FastAPI:
         routers=[router],
         # Ready = can serve (the database). n8n and the knowledge base are reported by
         # GET /api/n8n/health: the service answers (503 on those routes) while n8n starts.
-        ready_checks={"database": db_ready},
+        ready_checks={"database": db_ready, "egress_proxy": proxy_ready},
         lifespan=lifespan,
     )
-    app.state.dependency_checks = {"database": db_ready, "n8n": n8n_ready, "knowledge_base": kb_ready}
+    app.state.dependency_checks = {
+        "database": db_ready,
+        "n8n": n8n_ready,
+        "knowledge_base": kb_ready,
+        "egress_proxy": proxy_ready,
+    }
     return app

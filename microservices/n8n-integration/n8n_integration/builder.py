@@ -9,14 +9,16 @@ import re
 from typing import Any
 
 from .knowledge import Match
-from .validation import KNOWN_NODE_TYPES, WorkflowInvalid, validate_workflow
+from .safety import ALLOWED_NODE_TYPES
+from .validation import WorkflowInvalid, validate_workflow
 
 SYSTEM = (
     "You design n8n workflows. Answer with ONE JSON object only, no prose, no markdown: "
     '{"name": str, "nodes": [{"name", "type", "typeVersion", "position": [x, y], "parameters": {}}], '
     '"connections": {"<source node name>": {"main": [[{"node": "<target node name>", "type": "main", "index": 0}]]}}}. '
-    "Start with an n8n-nodes-base.webhook trigger node (httpMethod POST) unless a schedule is asked for. "
-    "Use only these node types: " + ", ".join(sorted(KNOWN_NODE_TYPES)) + "."
+    "Start with one n8n-nodes-base.webhook trigger node (httpMethod POST); no schedules, no code, no credentials "
+    "(secrets come in the webhook's data). "
+    "Use only these node types: " + ", ".join(sorted(ALLOWED_NODE_TYPES)) + "."
 )
 
 
@@ -111,12 +113,13 @@ def rule_suggestions(wf: dict[str, Any], similar: list[Match]) -> list[dict[str,
                 }
             )
         params = json.dumps(n.get("parameters", {})).lower()
-        if any(s in params for s in ("password", "api_key", "apikey", "secret", "token")) and "credentials" not in n:
+        if any(s in params for s in ("password", "api_key", "apikey", "secret", "token")):
             out.append(
                 {
                     "kind": "security",
                     "node": n["name"],
-                    "text": f"'{n['name']}' seems to hold a secret in its parameters: use n8n credentials instead.",
+                    "text": f"'{n['name']}' seems to hold a secret in its parameters: send it in the run's data"
+                    " (the webhook's body) instead of storing it in the workflow.",
                 }
             )
     if "n8n-nodes-base.webhook" in types:
@@ -144,7 +147,7 @@ def rule_suggestions(wf: dict[str, Any], similar: list[Match]) -> list[dict[str,
         missing = [t for t in m.node_types if t not in types and t not in ("n8n-nodes-base.manualTrigger",)]
         for t in missing:
             short = t.removeprefix("n8n-nodes-base.")
-            if short in ("respondToWebhook", "if", "code", "limit", "httpRequest") or m.score > 0.6:
+            if short in ("respondToWebhook", "if", "set", "limit", "httpRequest") or m.score > 0.6:
                 out.append(
                     {
                         "kind": "pattern",

@@ -113,10 +113,12 @@ class KnowledgeBase:
         self.pool, self.embeddings = pool, embeddings
 
     async def seed(self, examples: list[dict[str, Any]] | None = None) -> int:
-        """Insert or refresh the examples; returns how many were (re-)embedded."""
+        """Insert or refresh the examples and drop those no longer shipped; returns how many
+        were (re-)embedded."""
         examples = load_examples() if examples is None else examples
         todo = []
         async with self.pool.acquire() as conn:
+            await conn.execute("DELETE FROM n8n_examples WHERE slug <> ALL($1::text[])", [e["slug"] for e in examples])
             known = {r["slug"]: r["digest"] for r in await conn.fetch("SELECT slug, digest FROM n8n_examples")}
         for ex in examples:
             text = workflow_text(ex["description"], ex["workflow"])

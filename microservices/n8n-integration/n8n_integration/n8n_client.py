@@ -219,11 +219,13 @@ class N8nClient:
 
     async def call_webhook(self, path: str, data: Any, timeout_s: float) -> tuple[int, Any]:
         """POST `data` to the production webhook; (status, body). A workflow that fails
-        answers 500 from n8n: that is returned, not raised, so the execution can be read."""
+        answers 500 from n8n: that is returned, not raised, so the execution can be read.
+        A redirect (a Respond to Webhook node can answer with any URL) is returned as it is,
+        never followed: following it would fetch the user's URL from inside our network."""
         url = f"{self.base_url}/webhook/{path}"
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5)
         try:
-            async with self._http().post(url, json=data, timeout=timeout) as resp:
+            async with self._http().post(url, json=data, timeout=timeout, allow_redirects=False) as resp:
                 text = await resp.text()
                 try:
                     body: Any = json.loads(text) if text else None

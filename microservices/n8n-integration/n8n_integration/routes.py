@@ -1,4 +1,9 @@
-"""The /api/n8n/ routes: create, execute, status, optimize (each user sees only their workflows)."""
+"""The /api/n8n/ routes: create, execute, status, optimize (each user sees only their workflows).
+
+Everything that reaches n8n passes `validate_workflow` with the safety rules (safety.py) and,
+for literal URLs, the SSRF policy; the per-user limits (limits.py) are taken before n8n is
+asked for anything, and given back when n8n fails.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from harvis_common.llm import LLMError
 
 from .builder import BuildFailed, build_workflow, rule_suggestions
 from .knowledge import workflow_text
+from .limits import LimitReached
 from .n8n_client import N8nError
+from .safety import url_problems
 from .validation import WorkflowInvalid, ensure_webhook, validate_workflow
 
 router = APIRouter(prefix="/api/n8n", tags=["n8n"])
@@ -62,6 +69,22 @@ def _state(request: Request) -> Any:
 
 def _n8n_http(exc: N8nError) -> HTTPException:
     return HTTPException(exc.status, exc.message)
+
+
+def _limit_http(exc: LimitReached) -> HTTPException:
+    return HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+
+
+def _check_stored(st: Any, wf: dict[str, Any]) -> None:
+    """A stored workflow is checked again before it runs or activates: one created before
+    these rules (or changed in n8n behind our back) must not run."""
+    try:
+        validate_workflow(
+            {k: wf.get(k) for k in ("name", "nodes", "connections", "settings")},
+            max_nodes=st.settings.n8n_max_nodes,
+        )
+    except WorkflowInvalid as exc:
+        raise HTTPException(422, f"This workflow is not allowed to run: {exc}") from exc
 
 
 async def _owned(request: Request, identity: Identity, workflow_id: str) -> Any:
@@ -131,13 +154,27 @@ async def create(body: CreateBody, request: Request, identity: Caller) -> dict[s
             "attempts": attempts,
             "build_ms": round((time.perf_counter() - started) * 1000, 1),
         }
+    problems = await url_problems(wf, st.policy)
+    if problems:
+        raise HTTPException(422, "Invalid n8n workflow: " + "; ".join(problems))
     wf, path = ensure_webhook(wf)
+    try:
+        placeholder = await st.limits.reserve_workflow(identity.user_id, wf["name"])
+    except LimitReached as exc:
+        raise _limit_http(exc) from exc
+    if body.activate:
+        try:
+            await st.limits.reserve_activation(identity.user_id, placeholder)
+        except LimitReached as exc:
+            await st.limits.release_workflow(placeholder)
+            raise _limit_http(exc) from exc
     try:
         created = await st.n8n.create_workflow(wf)
     except N8nError as exc:
+        await st.limits.release_workflow(placeholder)
         raise _n8n_http(exc) from exc
     wid = str(created["id"])
-    await st.store.add_workflow(wid, identity.user_id, created["name"], path, source, body.prompt)
+    await st.limits.confirm_workflow(placeholder, identity.user_id, wid, created["name"], path, source, body.prompt)
     if body.activate:
         try:
             created = await st.n8n.activate(wid)
@@ -186,14 +223,29 @@ async def delete_workflow(workflow_id: str, request: Request, identity: Caller) 
     return {"id": workflow_id, "deleted": True}
 
 
+async def _reserve_activation(st: Any, identity: Identity, workflow_id: str) -> bool:
+    try:
+        return await st.limits.reserve_activation(identity.user_id, workflow_id)
+    except LimitReached as exc:
+        raise _limit_http(exc) from exc
+
+
 @router.post("/workflows/{workflow_id}/activate")
 async def activate(workflow_id: str, request: Request, identity: Caller) -> dict[str, Any]:
     st = _state(request)
     row = await _owned(request, identity, workflow_id)
+    reserved = await _reserve_activation(st, identity, workflow_id)
     try:
+        _check_stored(st, await st.n8n.get_workflow(workflow_id))
         wf = await st.n8n.activate(workflow_id)
     except N8nError as exc:
+        if reserved:
+            await st.limits.set_inactive(workflow_id)
         raise _n8n_http(exc) from exc
+    except HTTPException:
+        if reserved:
+            await st.limits.set_inactive(workflow_id)
+        raise
     return _summary(st, wf, row["webhook_path"])
 
 
@@ -205,6 +257,7 @@ async def deactivate(workflow_id: str, request: Request, identity: Caller) -> di
         wf = await st.n8n.deactivate(workflow_id)
     except N8nError as exc:
         raise _n8n_http(exc) from exc
+    await st.limits.set_inactive(workflow_id)
     return _summary(st, wf, row["webhook_path"])
 
 
@@ -257,14 +310,25 @@ async def execute(body: ExecuteBody, request: Request, identity: Caller) -> dict
     row = await _owned(request, identity, body.workflow_id)
     if not row["webhook_path"]:
         raise HTTPException(409, "This workflow has no webhook trigger to run it")
+    # Both limits before n8n hears of it: running an inactive workflow activates it.
+    reserved = False if row["active"] else await _reserve_activation(st, identity, body.workflow_id)
+    try:
+        run_id = await st.limits.take_run(identity.user_id, body.workflow_id)
+    except LimitReached as exc:
+        if reserved:
+            await st.limits.set_inactive(body.workflow_id)
+        raise _limit_http(exc) from exc
+    called = False
     try:
         wf = await st.n8n.get_workflow(body.workflow_id)
+        _check_stored(st, wf)
         if not wf.get("active"):
             await st.n8n.activate(body.workflow_id)
         known = {str(e.get("id")) for e in await st.n8n.list_executions(body.workflow_id, limit=10)}
         since = time.time()
         timeout = st.settings.n8n_execution_wait_s if body.wait else 1.0
         status, response = await st.n8n.call_webhook(row["webhook_path"], body.data or {}, timeout)
+        called = True
         # The execution record appears once n8n has saved it (right after the webhook answers).
         ex = None
         deadline = time.monotonic() + (5.0 if status else 2.0)
@@ -274,8 +338,14 @@ async def execute(body: ExecuteBody, request: Request, identity: Caller) -> dict
                 await asyncio.sleep(0.2)
         if ex is not None:
             full = await st.n8n.get_execution(str(ex["id"]), include_data=True)
-    except N8nError as exc:
-        raise _n8n_http(exc) from exc
+    except (N8nError, HTTPException) as exc:
+        if not called:  # n8n never ran it: the run and the activation are given back
+            await st.limits.refund_run(run_id)
+            if reserved:
+                await st.limits.set_inactive(body.workflow_id)
+        if isinstance(exc, N8nError):
+            raise _n8n_http(exc) from exc
+        raise
     if ex is None:
         if status == 0:
             return {"execution_id": None, "status": "running", "workflow_id": body.workflow_id}
@@ -342,7 +412,8 @@ async def optimize(body: OptimizeBody, request: Request, identity: Caller) -> di
     else:
         raw = body.workflow or {}
     try:
-        wf = validate_workflow(raw, max_nodes=st.settings.n8n_max_nodes)
+        # Review only (nothing reaches n8n): any known node type may be looked at.
+        wf = validate_workflow(raw, max_nodes=st.settings.n8n_max_nodes, safe=False)
     except WorkflowInvalid as exc:
         raise HTTPException(422, f"Invalid n8n workflow: {exc}") from exc
     if st.kb is None:

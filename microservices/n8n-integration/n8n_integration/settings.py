@@ -36,3 +36,16 @@ class Settings(ServiceSettings, LLMSettings):
     # The workflow builder's model ("" = DEFAULT_MODEL) and its repair attempts.
     n8n_builder_model: str = ""
     n8n_builder_repairs: int = Field(default=1, ge=0, le=5)
+    # Per-user limits (issue 14), exceeded: 429 + Retry-After. Workflows a user may own, how many
+    # of them may be active (an active workflow holds a webhook trigger in n8n), and runs per hour.
+    n8n_max_workflows_per_user: int = Field(default=25, ge=1)
+    n8n_max_active_workflows_per_user: int = Field(default=10, ge=1)
+    n8n_max_executions_per_hour: int = Field(default=120, ge=1)
+    # The vetting proxy every outbound request of n8n goes through (n8n's HTTP_PROXY/HTTPS_PROXY
+    # point here; scripts/n8n_server.py and docker-compose.yaml set them): the SSRF policy of
+    # research and the browser. Loopback natively; in compose n8n reaches it over its own network.
+    n8n_egress_proxy_host: str = "127.0.0.1"
+    n8n_egress_proxy_port: int = Field(default=5690, ge=0, le=65535)  # 0: any free port (tests)
+    # Hosts and networks beyond the public internet that workflows may reach ("" = none), e.g.
+    # "127.0.0.3/32, intranet.example"; the same allowlist vets literal URLs at create time.
+    n8n_ssrf_allowlist: str = ""

@@ -1,4 +1,5 @@
-"""Ownership records: which user created which n8n workflow and ran which execution."""
+"""Ownership records: which user created which n8n workflow and ran which execution.
+(Reservations still `pending` in n8n — see limits.py — are nobody's workflow yet.)"""
 
 from __future__ import annotations
 
@@ -11,32 +12,18 @@ class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def add_workflow(
-        self, n8n_id: str, user_id: int, name: str, webhook_path: str | None, source: str, prompt: str | None
-    ) -> None:
-        await self.pool.execute(
-            "INSERT INTO n8n_workflows (n8n_id, user_id, name, webhook_path, source, prompt) VALUES ($1,$2,$3,$4,$5,$6)"
-            " ON CONFLICT (n8n_id) DO UPDATE SET user_id = $2, name = $3, webhook_path = $4, source = $5, prompt = $6",
-            n8n_id,
-            user_id,
-            name,
-            webhook_path,
-            source,
-            prompt,
-        )
-
     async def get_workflow(self, user_id: int, n8n_id: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
-            "SELECT n8n_id, user_id, name, webhook_path, source, prompt, created_at FROM n8n_workflows"
-            " WHERE n8n_id = $1 AND user_id = $2",
+            "SELECT n8n_id, user_id, name, webhook_path, source, prompt, created_at, active FROM n8n_workflows"
+            " WHERE n8n_id = $1 AND user_id = $2 AND NOT pending",
             n8n_id,
             user_id,
         )
 
     async def list_workflows(self, user_id: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT n8n_id AS id, name, webhook_path, source, created_at FROM n8n_workflows WHERE user_id = $1"
-            " ORDER BY created_at DESC",
+            "SELECT n8n_id AS id, name, webhook_path, source, created_at, active FROM n8n_workflows"
+            " WHERE user_id = $1 AND NOT pending ORDER BY created_at DESC",
             user_id,
         )
         return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]

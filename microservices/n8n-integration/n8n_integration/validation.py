@@ -5,6 +5,10 @@ unique `name`, a known `type`, a numeric `typeVersion`, an object `parameters` a
 `position` (filled in when missing). `connections` maps a source node name to
 `{"main": [[{"node": <target name>, "type": "main", "index": 0}], ...]}`; every name
 must exist. Problems are collected and reported together.
+
+`safe=True` (everything that reaches n8n) adds what an untrusted user's workflow may
+contain (`safety.py`: allowed node types and modes, no credentials, expressions without
+sandbox escapes, harmless settings); `safe=False` only reads a workflow (optimize's review).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import copy
 import uuid
 from typing import Any
 
-# Node types the builder may use and the validator accepts (core nodes of n8n 2.x).
+from . import safety
+
+# Node types the validator recognises when it only reads a workflow (core nodes of n8n 2.x);
+# what may run is safety.ALLOWED_NODE_TYPES.
 KNOWN_NODE_TYPES: dict[str, float] = {
     "n8n-nodes-base.webhook": 2,
     "n8n-nodes-base.respondToWebhook": 1.1,
@@ -53,6 +60,7 @@ KNOWN_NODE_TYPES: dict[str, float] = {
     "n8n-nodes-base.errorTrigger": 1,
     "n8n-nodes-base.executeWorkflowTrigger": 1.1,
     "n8n-nodes-base.formTrigger": 2.2,
+    **safety.ALLOWED_NODE_TYPES,
 }
 TRIGGER_TYPES = frozenset(
     {
@@ -65,8 +73,9 @@ TRIGGER_TYPES = frozenset(
         "n8n-nodes-base.formTrigger",
     }
 )
-WEBHOOK_TYPE = "n8n-nodes-base.webhook"
+WEBHOOK_TYPE = safety.WEBHOOK_TYPE
 MAX_NAME = 128
+MAX_WAIT_S = 60.0
 
 
 def targets(outputs: dict[str, Any]) -> list[str]:
@@ -82,7 +91,9 @@ class WorkflowInvalid(ValueError):
         self.problems = problems
 
 
-def validate_workflow(raw: Any, *, max_nodes: int = 200) -> dict[str, Any]:
+def validate_workflow(
+    raw: Any, *, max_nodes: int = 200, safe: bool = True, max_wait_s: float = MAX_WAIT_S
+) -> dict[str, Any]:
     """A normalised copy of `raw` (positions, ids, settings filled in), or WorkflowInvalid."""
     problems: list[str] = []
     if not isinstance(raw, dict):
@@ -114,7 +125,11 @@ def validate_workflow(raw: Any, *, max_nodes: int = 200) -> dict[str, Any]:
             names.add(nname)
             where = f"node {nname!r}"
         ntype = node.get("type")
-        if not isinstance(ntype, str) or ntype not in KNOWN_NODE_TYPES:
+        if safe:
+            why = safety.type_problem(ntype, where)
+            if why:
+                problems.append(why)
+        elif not isinstance(ntype, str) or ntype not in KNOWN_NODE_TYPES:
             problems.append(f"{where}.type: unknown node type {ntype!r}")
         version = node.get("typeVersion", KNOWN_NODE_TYPES.get(ntype, 1) if isinstance(ntype, str) else 1)
         if isinstance(version, bool) or not isinstance(version, int | float) or version <= 0:
@@ -124,6 +139,9 @@ def validate_workflow(raw: Any, *, max_nodes: int = 200) -> dict[str, Any]:
         params = node.setdefault("parameters", {})
         if not isinstance(params, dict):
             problems.append(f"{where}.parameters: must be an object")
+        elif safe:
+            problems += safety.node_problems(node, where, max_wait_s=max_wait_s)
+            problems += safety.expression_problems(params, where)
         pos = node.get("position")
         if pos is None:
             node["position"] = [250 + 220 * i, 300]
@@ -164,8 +182,15 @@ def validate_workflow(raw: Any, *, max_nodes: int = 200) -> dict[str, Any]:
                         target.setdefault("type", kind)
                         target.setdefault("index", 0)
     wf["connections"] = conns
-    if not isinstance(wf.get("settings", {}), dict):
+    settings = wf.get("settings") or {}
+    if not isinstance(settings, dict):
         problems.append("settings: must be an object")
+        settings = {}
+    if safe:
+        problems += safety.settings_problems(settings)
+        hooks = [n for n in nodes if isinstance(n, dict) and n.get("type") == WEBHOOK_TYPE]
+        if len(hooks) > 1:
+            problems.append("nodes: only one Webhook node (Harvis runs the workflow through it)")
     if problems:
         raise WorkflowInvalid(problems)
     if len(names) > 1:
@@ -177,7 +202,7 @@ def validate_workflow(raw: Any, *, max_nodes: int = 200) -> dict[str, Any]:
         "name": wf["name"].strip(),
         "nodes": wf["nodes"],
         "connections": conns,
-        "settings": wf.get("settings") or {"executionOrder": "v1"},
+        "settings": safety.safe_settings(settings),
     }
 
 

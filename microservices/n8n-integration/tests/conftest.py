@@ -31,6 +31,7 @@ os.environ.update(
     {
         "DATABASE_URL": DATABASE_URL,
         "N8N_URL": "http://127.0.0.1:9",  # nothing listens: n8n routes answer 503
+        "N8N_EGRESS_PROXY_PORT": "0",  # each app's proxy on a free port (a running fleet has the default)
         "N8N_API_KEY": "unit-test-key",
         "LLM_PROVIDER": "ollama",
         "OLLAMA_URL": "http://127.0.0.1:9",

@@ -56,7 +56,19 @@ async def test_builder_repairs_once_with_the_problems_listed() -> None:
     llm = ScriptedLLM(json.dumps(broken), json.dumps(GOOD))
     wf, attempts = await build_workflow(llm, "m", "p", examples(), repairs=1)
     assert attempts == 2 and wf["name"] == "Built"
-    assert "unknown node type 'n8n-nodes-base.teleport'" in llm.calls[1][-1]["content"]
+    assert "node type 'n8n-nodes-base.teleport' is not allowed" in llm.calls[1][-1]["content"]
+
+
+async def test_builder_never_returns_an_unsafe_workflow() -> None:
+    # A model that answers with a Code node (or a schedule) gets the refusal back to repair it.
+    unsafe = {**GOOD, "nodes": [GOOD["nodes"][0], {"name": "Set", "type": "n8n-nodes-base.code",
+                                                    "parameters": {"jsCode": "return process.env"}}]}  # fmt: skip
+    llm = ScriptedLLM(json.dumps(unsafe), json.dumps(unsafe))
+    with pytest.raises(BuildFailed) as err:
+        await build_workflow(llm, "m", "p", examples(), repairs=1)
+    assert "'n8n-nodes-base.code' is not allowed: it runs code" in llm.calls[1][-1]["content"]
+    assert "not allowed" in err.value.message
+    assert "n8n-nodes-base.code" not in llm.calls[0][0]["content"]  # never offered to the model
 
 
 async def test_builder_gives_up_with_a_clear_error() -> None:

@@ -35,7 +35,7 @@ def test_valid_workflow_is_normalised() -> None:
         ([], "JSON object"),
         ({"nodes": []}, "name: a non-empty string"),
         (wf(nodes=[]), "nodes: a non-empty list"),
-        (wf(nodes=[{"name": "A", "type": "n8n-nodes-base.nope"}]), "unknown node type"),
+        (wf(nodes=[{"name": "A", "type": "n8n-nodes-base.nope"}]), "node type 'n8n-nodes-base.nope' is not allowed"),
         (wf(nodes=[{"name": "A", "type": "n8n-nodes-base.noOp"}] * 2, connections={}), "duplicate node name"),
         (wf(connections={"Ghost": {"main": [[{"node": "Set"}]]}}), "source 'Ghost' is not a node"),
         (wf(connections={"Hook": {"main": [[{"node": "Ghost"}]]}}), "target 'Ghost' is not a node"),
@@ -71,13 +71,13 @@ def test_ensure_webhook_replaces_a_manual_trigger() -> None:
         "name": "Manual",
         "nodes": [
             {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}},
-            {"name": "Code", "type": "n8n-nodes-base.code", "parameters": {"jsCode": "return $input.all();"}},
+            {"name": "Echo", "type": "n8n-nodes-base.set", "parameters": {"includeOtherFields": True}},
         ],
-        "connections": {"Start": {"main": [[{"node": "Code"}]]}},
+        "connections": {"Start": {"main": [[{"node": "Echo"}]]}},
     }
     out, _ = ensure_webhook(validate_workflow(raw))
-    assert [n["type"] for n in out["nodes"]] == [WEBHOOK_TYPE, "n8n-nodes-base.code"]
-    assert targets(out["connections"]["Webhook"]) == ["Code"] and "Start" not in out["connections"]
+    assert [n["type"] for n in out["nodes"]] == [WEBHOOK_TYPE, "n8n-nodes-base.set"]
+    assert targets(out["connections"]["Webhook"]) == ["Echo"] and "Start" not in out["connections"]
     validate_workflow(out)  # still valid
 
 
