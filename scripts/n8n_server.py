@@ -14,6 +14,15 @@ not made here: n8n-integration provisions them itself on first need (N8N_OWNER_P
 fleet.py generates into `.dev/n8n/owner-password`) and keeps the key in `.dev/n8n/api-key` —
 the same code path as in containers. SQLite, loopback only, telemetry/version checks/templates
 off. Stdlib only, like fleet.py.
+
+Every user of Harvis can make this n8n run a workflow (issue 14), so it is locked down the
+same way as docker-compose.yaml's n8n: every outbound HTTP request goes through
+n8n-integration's vetting proxy (HTTP_PROXY/HTTPS_PROXY/ALL_PROXY, both spellings, and no
+NO_PROXY: n8n reads them through proxy-from-env, where lower case wins), only the node types
+users may use are loaded (NODES_INCLUDE, the list in n8n-integration's allowed_nodes.json),
+expressions can't read the environment, no community packages, no Python, and every
+execution ends after EXECUTIONS_TIMEOUT. Natively nothing firewalls n8n: the proxy settings
+and n8n-integration's checks of literal URLs at create time hold the line together.
 """
 
 from __future__ import annotations
@@ -38,6 +47,13 @@ from preparing import Progress
 N8N_VERSION = "2.8.4"
 XLSX_OVERRIDE = "0.18.5"
 DEFAULT_PORT = 5678
+# n8n-integration's vetting proxy (its N8N_EGRESS_PROXY_PORT, same default).
+EGRESS_PROXY_PORT = 5690
+# The node types users may use: n8n-integration's list (its validation refuses the rest too).
+ALLOWED_NODES = Path(__file__).resolve().parent.parent / "microservices" / "n8n-integration" / "n8n_integration"
+ALLOWED_NODES /= "allowed_nodes.json"
+EXECUTION_TIMEOUT_S = 120
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 READY_TIMEOUT_S = 120
 INSTALL_EXPECTED_S = 480.0  # npm install of n8n on a fresh machine (npm reports no progress)
 
@@ -105,10 +121,41 @@ def data_dir() -> Path:
     return Path(os.environ.get("HARVIS_N8N_DIR", STATE / "n8n"))
 
 
+def proxy_url() -> str:
+    port = int(os.environ.get("N8N_EGRESS_PROXY_PORT") or EGRESS_PROXY_PORT)
+    return f"http://127.0.0.1:{port}"
+
+
+def lockdown() -> dict[str, str]:
+    """What keeps users' workflows inside the lines (see the module's docstring)."""
+    proxy = proxy_url()
+    out = {name: proxy for var in _PROXY_VARS for name in (var, var.upper())}
+    out.update(
+        {
+            "NODES_INCLUDE": json.dumps(sorted(json.loads(ALLOWED_NODES.read_text()))),
+            "N8N_BLOCK_ENV_ACCESS_IN_NODE": "true",
+            "N8N_COMMUNITY_PACKAGES_ENABLED": "false",
+            "N8N_PYTHON_ENABLED": "false",
+            "EXECUTIONS_TIMEOUT": str(EXECUTION_TIMEOUT_S),
+            "EXECUTIONS_TIMEOUT_MAX": str(EXECUTION_TIMEOUT_S),
+        }
+    )
+    return out
+
+
+def _inherited() -> dict[str, str]:
+    """The caller's environment without any proxy setting of its own (NO_PROXY would exempt
+    hosts from the vetting proxy; npm's spellings count too for proxy-from-env)."""
+    drop = {*_PROXY_VARS, "no_proxy", "npm_config_proxy", "npm_config_https_proxy", "npm_config_http_proxy"}
+    drop.add("npm_config_no_proxy")
+    return {k: v for k, v in os.environ.items() if k.lower() not in drop}
+
+
 def env(port: int = DEFAULT_PORT, folder: Path | None = None) -> dict[str, str]:
     folder = folder or data_dir()
     return {
-        **os.environ,
+        **_inherited(),
+        **lockdown(),
         "N8N_USER_FOLDER": str(folder),
         "N8N_PORT": str(port),
         "N8N_LISTEN_ADDRESS": "127.0.0.1",
