@@ -74,6 +74,8 @@ E2E_ENV.update(
         "RESEARCH_PROVIDERS": "searxng",
         "SEARXNG_URL": f"http://127.0.0.1:{RESEARCH_E2E_PORTS['searxng']}",
         "RESEARCH_SSRF_ALLOWLIST": "127.0.0.3/32",
+        # n8n's egress proxy opens the same fixture web (tests/e2e/test_n8n.py).
+        "N8N_SSRF_ALLOWLIST": "127.0.0.3/32",
         "RESEARCH_FETCH_BUDGET_S": "4",
     }
 )

@@ -220,8 +220,12 @@ def test_network_is_created_by_compose() -> None:
     nets = compose().get("networks") or {}
     assert NETWORK in nets, f"top-level networks must define {NETWORK}"
     assert not (nets[NETWORK] or {}).get("external"), f"{NETWORK} is created by compose, not external"
+    # n8n runs users' workflows: it sits alone with n8n-integration (whose vetting proxy is its
+    # only way out) on an internal network, never on the fleet's.
+    assert (nets.get("n8n-sandbox") or {}).get("internal") is True, "n8n-sandbox must be internal"
+    expected = {"n8n": {"n8n-sandbox"}, "n8n-integration": {NETWORK, "n8n-sandbox"}}
     for name, s in services().items():
-        assert service_networks(s) == {NETWORK}, f"{name} must be on {NETWORK} (only)"
+        assert service_networks(s) == expected.get(name, {NETWORK}), f"{name}: networks {service_networks(s)}"
 
 
 def test_every_service_has_a_healthcheck() -> None:
