@@ -78,6 +78,11 @@ def test_streaming_routes_get_the_long_timeout() -> None:
     assert streaming("/api/mic-chat")
     assert streaming("/api/vibe/execute")
     assert streaming("/api/mcp/diagnostics/stream")
+    # JSON routes that wait on a model: a slow CPU model must not become a 504
+    model_bound = ["/api/fact-check", "/api/comparative-research", "/api/vibe/ai/propose", "/api/n8n/optimize"]
+    model_bound += ["/api/n8n/workflow/create", "/api/screen-analyze", "/api/stt", "/api/tts", "/api/research/sources"]
+    for path in model_bound:
+        assert streaming(path), path
     assert not streaming("/api/web-search")
     assert not streaming("/api/vibe/session/create")
 

@@ -28,9 +28,29 @@ SERVICE_PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "vibe-coding": ("vibe_coding_url", ("/api/vibe", "/api/vibecoding")),
 }
 
-# Routes that stream (SSE, long model work): they get the long read timeout.
-STREAMING_PREFIXES = frozenset({"/api/research-chat", "/api/mic-chat"})
-STREAMING_PATHS = frozenset({"/api/vibe/execute"})
+# Routes that stream (SSE) or wait on a model (an LLM on a CPU, Whisper, Piper, OCR): they get
+# the long read timeout, not the 60 s that would turn a slow model into a 504.
+STREAMING_PREFIXES = frozenset(
+    {
+        "/api/research-chat",
+        "/api/mic-chat",
+        "/api/fact-check",
+        "/api/comparative-research",
+        "/api/stt",
+        "/api/tts",
+        "/api/screen-analyze",
+    }
+)
+STREAMING_PATHS = frozenset(
+    {
+        "/api/vibe/execute",
+        "/api/vibe/ai/propose",
+        "/api/n8n/workflow/create",  # from a prompt: the model writes the workflow
+        "/api/n8n/workflow/execute",
+        "/api/n8n/optimize",
+        "/api/research/sources",
+    }
+)
 STREAMING_SUFFIXES = ("/diagnostics/stream",)
 
 
