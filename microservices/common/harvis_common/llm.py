@@ -83,6 +83,13 @@ class ModelNotFound(LLMError):
     status = 404
 
 
+class LLMInputTooLong(LLMError):
+    """The request doesn't fit the model's context window: the caller's input is too long."""
+
+    kind = "input_too_long"
+    status = 413
+
+
 class LLMTimeout(LLMError):
     """The backend accepted the request but stopped answering."""
 
@@ -291,6 +298,8 @@ class _BaseClient:
         except (ValueError, AttributeError):
             pass
         low = detail.lower()
+        if resp.status in (400, 413) and ("context_length_exceeded" in text or "maximum context length" in low):
+            return LLMInputTooLong(f"The message is too long for the model: {detail}")
         if model and (resp.status == 404 or ("model" in low and ("not found" in low or "does not exist" in low))):
             return ModelNotFound(f"Model '{model}' is not available on the {self.provider} backend: {detail}")
         if resp.status in (502, 503):
@@ -564,9 +573,11 @@ class OpenAIClient(_BaseClient):
         finish: str | None = None
         usage: dict[str, Any] = {}
         served_model = model
+        events = 0
         async for line in self._stream_lines("/v1/chat/completions", body, model):
             if not line.startswith(b"data:"):
                 continue  # SSE comments, event names
+            events += 1
             data = line[5:].strip()
             if data == b"[DONE]":
                 break
@@ -591,6 +602,11 @@ class OpenAIClient(_BaseClient):
                 if content or reasoning:
                     yield ChatChunk(content=content, reasoning=reasoning, model=served_model)
         else:
+            if finish is None and events == 0:
+                # llama-cpp-python's server fails a request it can't serve (a prompt longer than
+                # the context window) after it has sent the stream's headers: the stream is just
+                # empty. Asked once more without streaming, it answers the error properly.
+                await self._post_json("/v1/chat/completions", {**body, "stream": False, "max_tokens": 1}, model)
             if finish is None:
                 raise LLMUnavailable("The openai backend ended the answer without finishing it")
         tail_c, tail_r = splitter.flush()

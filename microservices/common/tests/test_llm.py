@@ -16,6 +16,7 @@ from aiohttp import web
 
 from harvis_common.llm import (
     LLMError,
+    LLMInputTooLong,
     LLMTimeout,
     LLMUnavailable,
     ModelInfo,
@@ -208,6 +209,15 @@ async def openai_url() -> AsyncIterator[str]:
         seen["body"] = body
         if body["model"] == "missing":
             return web.json_response({"error": {"message": "The model `missing` does not exist"}}, status=404)
+        if str(body["messages"][-1]["content"]).startswith("word word"):
+            # llama-cpp-python's server: streamed, an empty 200 stream; not streamed, a 400.
+            if body["stream"]:
+                resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+                await resp.prepare(request)
+                return resp
+            error = {"message": "This model's maximum context length is 4096 tokens. However, you requested "
+                     "6015 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}  # fmt: skip
+            return web.json_response({"error": error}, status=400)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         await resp.write(b": ping\n\n")
@@ -241,6 +251,19 @@ async def test_openai_streams_and_splits_reasoning(openai_url: str) -> None:
         assert chunks[-1].done and chunks[-1].done_reason == "length"
         with pytest.raises(ModelNotFound):
             await client.chat(USER, "missing")
+    finally:
+        await client.close()
+
+
+async def test_openai_too_long_input_is_a_413_not_an_outage(openai_url: str) -> None:
+    """Seen by the fuzzer: a huge instruction to the AI edits got 503 ("the backend ended the
+    answer without finishing it") from llama-cpp-python's empty stream; it is the caller's
+    input that is too long."""
+    client = OpenAIClient(openai_url)
+    try:
+        with pytest.raises(LLMInputTooLong) as err:
+            await client.chat([{"role": "user", "content": "word " * 6000}], "gemma-3-270m")
+        assert err.value.status == 413 and "maximum context length is 4096" in err.value.message
     finally:
         await client.close()
 
