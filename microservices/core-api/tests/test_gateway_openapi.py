@@ -66,7 +66,8 @@ async def test_swagger_ui_reads_the_fleet_document(fleet: Fleet) -> None:
 
 
 def test_clashing_schemas_are_renamed_with_their_refs() -> None:
-    base = _doc({"/api/auth/login": _op("Login")}, {"Login": {"type": "object"}, "Shared": {"type": "string"}})
+    own = {"/api/auth/login": _op("Login"), "/ready": _op("Login"), "/internal/token": _op("Login")}
+    base = _doc(own, {"Login": {"type": "object"}, "Shared": {"type": "string"}})
     query = {"type": "object", "properties": {"q": {"$ref": "#/components/schemas/Shared"}}}
     research = _doc(
         {"/api/web-search": _op("Query"), "/health": _op("Shared"), "/api/mcp/tools": _op("Query")},
@@ -77,7 +78,8 @@ def test_clashing_schemas_are_renamed_with_their_refs() -> None:
     assert schemas["Shared"] == {"type": "string"}  # core-api's keeps its name
     assert schemas["ResearchService_Shared"] == {"type": "integer"}
     assert schemas["Query"]["properties"]["q"] == {"$ref": "#/components/schemas/ResearchService_Shared"}
-    assert set(doc["paths"]) == {"/api/auth/login", "/api/web-search"}  # /health and mcp's path aren't theirs
+    # /health and mcp's path aren't research's; core-api's /ready and /internal aren't public
+    assert set(doc["paths"]) == {"/api/auth/login", "/api/web-search"}
 
 
 def _op(schema: str) -> dict[str, Any]:

@@ -65,7 +65,9 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
 def merge(base: dict[str, Any], services: dict[str, dict[str, Any]], routes: RouteTable) -> dict[str, Any]:
     """`base` (core-api's document) plus each service's routed paths and their schemas."""
     doc = copy.deepcopy(base)
-    paths: dict[str, Any] = doc.setdefault("paths", {})
+    # nginx sends only /api/* and /health to core-api: its /ready and /internal/* aren't public.
+    doc["paths"] = {p: item for p, item in doc.get("paths", {}).items() if p.startswith("/api/") or p == "/health"}
+    paths: dict[str, Any] = doc["paths"]
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     tags: list[dict[str, Any]] = doc.setdefault("tags", [])
     for service, spec in sorted(services.items()):
