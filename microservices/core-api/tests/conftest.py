@@ -193,3 +193,14 @@ def bearer(token: str) -> dict[str, str]:
 # The chat tests' fixtures (fake Ollama + a real uvicorn serving the chat routers) live in
 # chat_support.py; imported here so every test module can ask for them.
 from chat_support import chat_server, make_chat_server  # noqa: E402, F401
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Any]:
+    """The gateway test fleet (gateway_support.Fleet) whose browser-service closes every
+    connection unanswered; a test module with other needs defines its own `fleet`."""
+    from gateway_support import Fleet, close_at_once
+
+    fleet = Fleet(close_at_once)
+    yield fleet
+    fleet.stop()

@@ -327,6 +327,11 @@ def terminal_app(kit: InternalAuthKit) -> FastAPI:
     return create_service_app(settings, title="vibe (test)", description="", slug="vibe", routers=[router])
 
 
+async def close_at_once(_: bytes) -> list[bytes]:
+    """A raw responder that closes every connection unanswered (a service that is "down")."""
+    return [b"<close>"]
+
+
 # ---------------------------------------------------------------- the whole test fleet
 
 TOKENS = {"tok-alice": ALICE, "tok-bob": BOB}

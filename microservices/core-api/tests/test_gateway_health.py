@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from gateway_support import Fleet
 
 ALL_SERVICES = {
@@ -21,17 +19,6 @@ ALL_SERVICES = {
     "n8n-integration",
     "vibe-coding",
 }
-
-
-async def _no_response(_: bytes) -> list[bytes]:
-    return [b"<close>"]
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
-    fleet = Fleet(_no_response)
-    yield fleet
-    fleet.stop()
 
 
 async def test_public_health_says_only_ok_or_degraded(fleet: Fleet) -> None:

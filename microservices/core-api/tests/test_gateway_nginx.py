@@ -15,7 +15,7 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from gateway_support import BEARER, Fleet, ServerThread, free_port, raw_request
+from gateway_support import BEARER, Fleet, ServerThread, close_at_once, free_port, raw_request
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -27,10 +27,6 @@ assert Path(NGINX).exists(), "nginx is not installed (python3 scripts/fleet.py s
 
 sys.path.insert(0, str(REPO / "nginx"))
 import render  # noqa: E402
-
-
-async def _no_response(_: bytes) -> list[bytes]:
-    return [b"<close>"]
 
 
 class Nginx:
@@ -65,7 +61,7 @@ class Nginx:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Nginx, Nginx]]:
-    fleet = Fleet(_no_response)
+    fleet = Fleet(close_at_once)
     dead = f"127.0.0.1:{free_port()}"
     front = Nginx(tmp_path_factory.mktemp("nginx"), f"127.0.0.1:{fleet.port}", dead)
     orphan = Nginx(tmp_path_factory.mktemp("nginx-no-core"), dead, dead)

@@ -9,22 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from gateway_support import Fleet
 
 from core_api.gateway.openapi import merge
 from core_api.gateway.routes import RouteTable
-
-
-async def _no_response(_: bytes) -> list[bytes]:
-    return [b"<close>"]
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
-    fleet = Fleet(_no_response)
-    yield fleet
-    fleet.stop()
 
 
 async def test_the_document_lists_every_reachable_service(fleet: Fleet) -> None:

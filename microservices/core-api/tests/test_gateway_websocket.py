@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
-from gateway_support import Fleet
+from gateway_support import Fleet, close_at_once
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 TERMINAL = "/api/vibecoding/container/s-42/terminal"
-
-
-async def _no_response(_: bytes) -> list[bytes]:
-    return [b"<close>"]
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
-    fleet = Fleet(_no_response)
-    yield fleet
-    fleet.stop()
 
 
 def ws_url(fleet: Fleet, path: str = TERMINAL, query: str = "") -> str:
@@ -139,7 +126,7 @@ async def test_token_upgrades_are_not_origin_bound(fleet: Fleet) -> None:
 
 
 async def test_configured_origins_may_use_the_cookie() -> None:
-    fleet = Fleet(_no_response, websocket_allowed_origins="http://frontend.example:3000, https://app.example")
+    fleet = Fleet(close_at_once, websocket_allowed_origins="http://frontend.example:3000, https://app.example")
     try:
         for origin in ("http://frontend.example:3000", "https://app.example"):
             headers = {**COOKIE, "Origin": origin}
