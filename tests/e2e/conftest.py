@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "microservices" / "common"))  # harvis_common.test
 
 import fleet  # noqa: E402
 from fleet_services import NGINX_PORT, SERVICES, Service, by_name  # noqa: E402
+from make_dev_run import port_free  # noqa: E402
 
 BASE_URL = f"http://127.0.0.1:{NGINX_PORT}"
 LOG_DIR = fleet.STATE / "test-logs"
@@ -87,21 +88,9 @@ os.environ.setdefault("HARVIS_LLM", "demo")
 LLM_READY_TIMEOUT_S = 120
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Fleet:
     def __init__(self) -> None:
-        busy = [p for p in [NGINX_PORT, *(s.port for s in SERVICES)] if not _port_free(p)]
+        busy = [p for p in [NGINX_PORT, *(s.port for s in SERVICES)] if not port_free(p)]
         if busy:
             raise RuntimeError(f"ports {busy} are taken: stop `make dev` (or whatever holds them) first")
         pgdata = fleet.STATE / "test-pgdata"
