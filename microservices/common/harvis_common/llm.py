@@ -36,6 +36,7 @@ from .config import LLMSettings
 __all__ = [
     "ChatChunk",
     "ChatResult",
+    "LLMAuthError",
     "LLMClient",
     "LLMError",
     "LLMTimeout",
@@ -74,6 +75,12 @@ class LLMUnavailable(LLMError):
 
     kind = "unavailable"
     status = 503
+
+
+class LLMAuthError(LLMError):
+    """The backend refused the API key it was given (401/403)."""
+
+    kind = "auth"
 
 
 class ModelNotFound(LLMError):
@@ -262,14 +269,13 @@ class _BaseClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True),
-                headers=self._headers(),
-            )
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True))
             self._own_session = True
         return self._session
 
     def _headers(self) -> dict[str, str]:
+        """Sent with every request (not set on the session: a session passed in, e.g. an
+        SSRF-vetting one, is used with this client's own credentials)."""
         return {}
 
     def _stream_timeout(self) -> aiohttp.ClientTimeout:
@@ -300,6 +306,8 @@ class _BaseClient:
         low = detail.lower()
         if resp.status in (400, 413) and ("context_length_exceeded" in text or "maximum context length" in low):
             return LLMInputTooLong(f"The message is too long for the model: {detail}")
+        if resp.status in (401, 403):
+            return LLMAuthError(f"The {self.provider} backend refused the API key ({resp.status}): {detail}")
         if model and (resp.status == 404 or ("model" in low and ("not found" in low or "does not exist" in low))):
             return ModelNotFound(f"Model '{model}' is not available on the {self.provider} backend: {detail}")
         if resp.status in (502, 503):
@@ -316,7 +324,7 @@ class _BaseClient:
         """One non-streamed call, every transport failure mapped to an LLMError."""
         try:
             async with self._http().request(
-                method, self.base_url + path, json=body, timeout=self._request_timeout()
+                method, self.base_url + path, json=body, headers=self._headers(), timeout=self._request_timeout()
             ) as resp:
                 if resp.status >= 400:
                     raise await self._error_from(resp, model)
@@ -339,7 +347,9 @@ class _BaseClient:
         finished = False
         try:
             try:
-                resp = await self._http().post(self.base_url + path, json=body, timeout=self._stream_timeout())
+                resp = await self._http().post(
+                    self.base_url + path, json=body, headers=self._headers(), timeout=self._stream_timeout()
+                )
             except aiohttp.ConnectionTimeoutError as exc:
                 raise self._unavailable(exc) from exc
             except TimeoutError as exc:

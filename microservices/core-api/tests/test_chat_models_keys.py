@@ -81,7 +81,10 @@ async def test_memory_pressure_and_unload(make_chat_server) -> None:
 # ---------------------------------------------------------------- API keys
 
 
-async def test_api_keys_are_encrypted_and_never_returned(chat_server: ChatServer) -> None:
+async def test_api_keys_are_encrypted_and_never_returned(make_chat_server) -> None:
+    # Keys are for an OpenAI-compatible chat backend (test_chat_user_keys.py: how they are used,
+    # and refused where the server's chat can't use them).
+    chat_server = await make_chat_server(llm_provider="openai", openai_api_base=f"http://127.0.0.1:{free_port()}")
     _, token = await chat_server.user()
     _, other = await chat_server.user()
     secret = "sk-live-" + uuid.uuid4().hex
@@ -92,7 +95,7 @@ async def test_api_keys_are_encrypted_and_never_returned(chat_server: ChatServer
             json={
                 "provider_name": "OpenAI",
                 "api_key": secret,
-                "api_url": "https://api.openai.com/v1",
+                "api_url": "https://93.184.215.14/v1",  # public; no DNS needed
                 "is_active": True,
             },
             headers=h,
@@ -103,7 +106,8 @@ async def test_api_keys_are_encrypted_and_never_returned(chat_server: ChatServer
         assert secret not in listed.text
         keys = listed.json()
         assert isinstance(keys, list) and len(keys) == 1
-        assert set(keys[0]) == {"id", "provider_name", "api_url", "is_active", "created_at", "updated_at"}
+        assert set(keys[0]) == {"id", "provider_name", "api_url", "is_active", "created_at", "updated_at",
+                                "in_use", "in_use_reason"}  # fmt: skip
         assert keys[0]["provider_name"] == "openai"
         # upsert: one row per provider
         await c.post(

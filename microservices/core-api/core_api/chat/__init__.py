@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
+from harvis_common.ssrf import SSRFPolicy
+
 from ..settings import Settings
 from .api_keys import KeyCipher
 from .api_keys import router as api_keys_router
@@ -41,6 +43,8 @@ def start(app: FastAPI, settings: Settings, pool: asyncpg.Pool, llm: LLMBackend 
     state.llm = llm or LLMBackend(settings)
     state.background_tasks = set()
     state.chat_quotas = chat_quotas(settings)
+    # Users' own api_url (provider_keys.py): only the public internet, as for research and the browser.
+    state.provider_url_policy = SSRFPolicy()
     state.key_cipher = KeyCipher(settings.api_key_encryption_key) if settings.api_key_encryption_key else None
     if state.key_cipher is None:
         log.warning("API_KEY_ENCRYPTION_KEY is not set: /api/user/api-keys cannot store keys")

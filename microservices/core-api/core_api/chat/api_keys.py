@@ -17,9 +17,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, field_validator
 
+from harvis_common.ssrf import SSRFBlocked
+
 from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
 from ..pg_input import PgText
+from .provider_keys import key_status, unusable_reason, url_policy, vet_url
 
 router = APIRouter(prefix="/api/user/api-keys", tags=["api-keys"])
 User = Annotated[AuthUser, Depends(current_user)]
@@ -78,7 +81,10 @@ class ApiKeyCreate(BaseModel):
         return value
 
 
-def _row(r: Any) -> dict[str, Any]:
+def _row(r: Any, settings: Any) -> dict[str, Any]:
+    # `in_use`/`in_use_reason` are ours (the front end reads only the fields above them): a row
+    # stored before the operator changed the chat backend, or switched off, says it isn't used.
+    in_use, reason = key_status(settings, r["provider_name"], r["is_active"])
     return {
         "id": r["id"],
         "provider_name": r["provider_name"],
@@ -86,6 +92,8 @@ def _row(r: Any) -> dict[str, Any]:
         "is_active": r["is_active"],
         "created_at": r["created_at"].isoformat(),
         "updated_at": r["updated_at"].isoformat(),
+        "in_use": in_use,
+        "in_use_reason": reason,
     }
 
 
@@ -103,12 +111,25 @@ async def list_keys(user: User, request: Request) -> list[dict[str, Any]]:
             f"SELECT {COLUMNS} FROM user_api_keys WHERE user_id = $1 ORDER BY provider_name",  # noqa: S608
             user.id,
         )
-    return [_row(r) for r in rows]
+    return [_row(r, request.app.state.chat_settings) for r in rows]
 
 
-@router.post("")
+@router.post("", responses={422: {}})
 async def save_key(body: ApiKeyCreate, user: User, request: Request) -> dict[str, Any]:
-    blob = _cipher(request).encrypt(user.id, body.provider_name, body.api_key)
+    cipher = _cipher(request)
+    settings = request.app.state.chat_settings
+    # A key this server's chat would never use is refused, not stored: the front end shows this
+    # message, while it would ignore an `in_use: false` (a stored secret that does nothing is a trap).
+    reason = unusable_reason(settings, body.provider_name)
+    if reason is not None:
+        raise HTTPException(422, reason)
+    if body.api_url is not None:
+        # Chats will call this URL for the user: the SSRF policy now, and again on every use.
+        try:
+            await vet_url(body.api_url, url_policy(request.app.state))
+        except SSRFBlocked as exc:
+            raise HTTPException(422, f"api_url is not allowed: {exc}") from exc
+    blob = cipher.encrypt(user.id, body.provider_name, body.api_key)
     async with request.app.state.pool.acquire() as conn:
         row = await conn.fetchrow(
             "INSERT INTO user_api_keys (user_id, provider_name, api_key_encrypted, api_url, is_active)"  # noqa: S608 - constant column lists, values bound
@@ -121,7 +142,7 @@ async def save_key(body: ApiKeyCreate, user: User, request: Request) -> dict[str
             body.api_url,
             body.is_active,
         )
-    return _row(row)
+    return _row(row, settings)
 
 
 @router.delete("/{provider_name}")
@@ -133,15 +154,3 @@ async def delete_key(provider_name: str, user: User, request: Request) -> dict[s
     if not status.endswith(" 1"):
         raise HTTPException(404, "No API key stored for this provider")
     return {"success": True, "provider_name": provider_name.lower()}
-
-
-async def user_api_key(request: Request, user_id: int, provider: str) -> str | None:
-    """The decrypted key of an active provider entry (for code that calls the provider)."""
-    cipher = _cipher(request)
-    async with request.app.state.pool.acquire() as conn:
-        blob = await conn.fetchval(
-            "SELECT api_key_encrypted FROM user_api_keys WHERE user_id = $1 AND provider_name = $2 AND is_active",
-            user_id,
-            provider,
-        )
-    return cipher.decrypt(user_id, provider, bytes(blob)) if blob is not None else None

@@ -1,5 +1,7 @@
 """`/api/models`, `/api/ollama-models`, `/api/models/memory-pressure`, `/api/models/unload`:
-the LLM backend's real model list and memory, 503 when it is unreachable."""
+the LLM backend's real model list and memory, 503 when it is unreachable. `/api/models` is
+the user's: listed with their own stored key when it is in use (`provider_keys.py`); the
+others are the server's backend."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from harvis_common.llm import LLMError, human_size
+from harvis_common.llm import LLMError, LLMTimeout, LLMUnavailable, human_size
 
 from ..auth.context import AuthUser
 from ..auth.dependencies import admin_only, current_user
 from .backend import LLMBackend, machine_memory, pressure
+from .provider_keys import backend_for
 
 router = APIRouter(tags=["models"])
 
@@ -33,9 +36,10 @@ Backend = Annotated[LLMBackend, Depends(backend_of)]
 
 
 def _unavailable(exc: Exception) -> HTTPException:
-    """503 when the backend is down or silent, 502 when it answered with an error."""
+    """503 when the backend is down or silent, 502 when it answered with an error (or the
+    user's own stored key or URL can't be used: the message names it)."""
     if isinstance(exc, LLMError):
-        return HTTPException(502 if type(exc) is LLMError else 503, exc.message)
+        return HTTPException(503 if isinstance(exc, (LLMUnavailable, LLMTimeout)) else 502, exc.message)
     return HTTPException(503, "The language model backend did not answer in time")
 
 
@@ -51,8 +55,21 @@ def _display(name: str) -> str:
     return base if tag in ("", "latest") else f"{base} ({tag})"
 
 
-@router.get("/api/models")
-async def list_models(_: User, llm: Backend) -> dict[str, Any]:
+@router.get("/api/models", responses={502: {}, 503: {}})
+async def list_models(user: User, request: Request) -> dict[str, Any]:
+    # The user's own key may see other models (or another server's, with their api_url).
+    try:
+        llm, owned = await backend_for(request.app.state, user.id)
+    except LLMError as exc:
+        raise _unavailable(exc) from exc
+    try:
+        return await _listing(llm)
+    finally:
+        if owned:
+            await llm.close()
+
+
+async def _listing(llm: LLMBackend) -> dict[str, Any]:
     models = await _models(llm)
     return {
         "models": [

@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -38,6 +39,7 @@ from ..auth.context import AuthUser
 from ..auth.dependencies import current_user
 from ..pg_input import PgText
 from .backend import LLMBackend
+from .provider_keys import backend_for
 from .quotas import CHAT_TURNS
 from .sse import HEARTBEAT, SSEResponse
 from .store import ChatStore, NewMessage, parse_session_id, title_from
@@ -98,9 +100,14 @@ class VisionChatRequest(ChatRequest):
         return out
 
 
-def chat_state(request: Request) -> tuple[ChatStore, LLMBackend, set[asyncio.Task[Any]]]:
+BackendFor = Callable[[int], Awaitable[tuple[LLMBackend, bool]]]
+
+
+def chat_state(request: Request) -> tuple[ChatStore, BackendFor, set[asyncio.Task[Any]]]:
+    """The store, how to find a user's backend (their own key's, or the server's), and the
+    background tasks."""
     state = request.app.state
-    return state.chat_store, state.llm, state.background_tasks
+    return state.chat_store, functools.partial(backend_for, state), state.background_tasks
 
 
 User = Annotated[AuthUser, Depends(current_user)]
@@ -110,20 +117,20 @@ User = Annotated[AuthUser, Depends(current_user)]
 async def chat(body: ChatRequest, user: User, request: Request) -> SSEResponse:
     # The turn is counted before the stream starts, so over the quota is a JSON 429, not an SSE error.
     await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)
-    store, llm, tasks = chat_state(request)
+    store, backends, tasks = chat_state(request)
     settings = request.app.state.chat_settings
     return SSEResponse(
-        chat_events(store, llm, tasks, settings, user, body, images=None, preferred=settings.default_model)
+        chat_events(store, backends, tasks, settings, user, body, images=None, preferred=settings.default_model)
     )
 
 
 @router.post("/api/vision-chat", responses=QUOTA_RESPONSES)
 async def vision_chat(body: VisionChatRequest, user: User, request: Request) -> SSEResponse:
     await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)  # one quota with /api/chat
-    store, llm, tasks = chat_state(request)
+    store, backends, tasks = chat_state(request)
     settings = request.app.state.chat_settings
     return SSEResponse(
-        chat_events(store, llm, tasks, settings, user, body, images=body.images, preferred=settings.vision_model)
+        chat_events(store, backends, tasks, settings, user, body, images=body.images, preferred=settings.vision_model)
     )
 
 
@@ -136,7 +143,7 @@ def _context(settings: Any, history: list[dict[str, str]]) -> list[dict[str, Any
 
 async def chat_events(
     store: ChatStore,
-    llm: LLMBackend,
+    backends: BackendFor,
     tasks: set[asyncio.Task[Any]],
     settings: Any,
     user: AuthUser,
@@ -154,8 +161,11 @@ async def chat_events(
     finished = False
     pending: asyncio.Future[Any] | None = None
     stream: Any = None
+    llm: LLMBackend | None = None
+    owned = False  # a client made for this user's own key: closed when the turn ends
     start = time.perf_counter()
     try:
+        llm, owned = await backends(user.id)
         input_type = "screen" if images else "text"
         meta: dict[str, Any] = {"images": len(images)} if images else {}
         try:
@@ -267,13 +277,26 @@ async def chat_events(
     finally:
         if pending is not None and not pending.done():
             pending.cancel()  # closes the backend connection: generation stops
+        closers: list[Callable[[], Awaitable[Any]]] = []
         if stream is not None and (pending is None or pending.done()):
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
-                tasks.add(t := asyncio.ensure_future(aclose()))
-                t.add_done_callback(tasks.discard)
+                closers.append(aclose)
+        if owned and llm is not None:
+            closers.append(llm.close)  # after the stream: its connection lives in this client
+        if closers:
+            tasks.add(t := asyncio.ensure_future(_close_all(closers)))
+            t.add_done_callback(tasks.discard)
         if not finished and session_id is not None and answer:
             _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"interrupted": True})
+
+
+async def _close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
+    for close in closers:
+        try:
+            await close()
+        except Exception:
+            log.exception("could not close the model stream")
 
 
 def _save_later(
