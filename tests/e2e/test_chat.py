@@ -84,6 +84,29 @@ def test_real_model_is_listed(client: httpx.Client, user: User) -> None:
     assert client.get("/api/ollama-models").json() == ["gemma3-270m"]
 
 
+def test_real_model_chats_with_a_users_own_key(client: httpx.Client) -> None:
+    """The demo model is OpenAI-compatible, so a user's `openai` key is used for their chats
+    (the demo server accepts any key); keys are never returned, and internal URLs are refused."""
+    user = new_user(client)
+    secret = "sk-e2e-" + uuid.uuid4().hex
+    r = client.post("/api/user/api-keys", json={"provider_name": "openai", "api_key": secret, "is_active": True},
+                    headers=user.bearer)  # fmt: skip
+    assert r.status_code == 200 and secret not in r.text and r.json()["in_use"] is True
+    listed = client.get("/api/user/api-keys", headers=user.bearer)
+    assert isinstance(listed.json(), list) and listed.json()[0]["provider_name"] == "openai"
+    assert secret not in listed.text
+    events = chat(client, user, {"message": "Hello", "history": [], "model": "mistral", "temperature": 0})
+    assert events[-1]["status"] == "complete", events[-1]
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:8000/v1"):
+        r = client.post("/api/user/api-keys", json={"provider_name": "openai", "api_key": secret, "api_url": url},
+                        headers=user.bearer)  # fmt: skip
+        assert r.status_code == 422 and "api_url" in r.json()["message"]
+    r = client.post("/api/user/api-keys", json={"provider_name": "anthropic", "api_key": secret}, headers=user.bearer)
+    assert r.status_code == 422 and "anthropic" in r.json()["message"]
+    assert client.delete("/api/user/api-keys/openai", headers=user.bearer).status_code == 200
+    assert client.get("/api/user/api-keys", headers=user.bearer).json() == []
+
+
 # ---------------------------------------------------------------- the fake Ollama
 
 
@@ -205,15 +228,12 @@ def test_models_memory_and_unload_shapes(client: httpx.Client, user: User, admin
         assert anonymous.get("/api/models/memory-pressure").status_code == 401
 
 
-def test_api_keys_never_returned(client: httpx.Client, user: User, fake_ollama: str) -> None:
+def test_api_keys_are_refused_while_chat_runs_on_ollama(client: httpx.Client, user: User, fake_ollama: str) -> None:
+    # Ollama uses no keys: storing one would be a secret that does nothing (issue 14).
     secret = "sk-e2e-" + uuid.uuid4().hex
     r = client.post("/api/user/api-keys", json={"provider_name": "openai", "api_key": secret, "is_active": True},
                     headers=user.bearer)  # fmt: skip
-    assert r.status_code == 200 and secret not in r.text
-    listed = client.get("/api/user/api-keys", headers=user.bearer)
-    assert isinstance(listed.json(), list) and listed.json()[0]["provider_name"] == "openai"
-    assert secret not in listed.text
-    assert client.delete("/api/user/api-keys/openai", headers=user.bearer).status_code == 200
+    assert r.status_code == 422 and "Ollama" in r.json()["message"] and secret not in r.text
     assert client.get("/api/user/api-keys", headers=user.bearer).json() == []
 
 

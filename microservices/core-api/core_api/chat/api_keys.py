@@ -4,6 +4,10 @@ The key comes from `API_KEY_ENCRYPTION_KEY` (base64url of 32 random bytes,
 never the JWT secret). Each value is stored as nonce (12 bytes) ‖ ciphertext+tag,
 with the user id and provider name as associated data, so a ciphertext copied
 to another row does not decrypt. The key itself is never returned.
+
+Keys are used for the user's chats (`provider_keys.py`), so only keys this server's chat
+can use are stored (others are a 422 saying why), and an `api_url` must pass the SSRF
+policy. Each listed row says whether it is in use (`in_use`, `in_use_reason`).
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ async def save_key(body: ApiKeyCreate, user: User, request: Request) -> dict[str
         # Chats will call this URL for the user: the SSRF policy now, and again on every use.
         try:
             await vet_url(body.api_url, url_policy(request.app.state))
-        except SSRFBlocked as exc:
+        except (SSRFBlocked, ValueError, OSError) as exc:  # refused, or a name the resolver can't take
             raise HTTPException(422, f"api_url is not allowed: {exc}") from exc
     blob = cipher.encrypt(user.id, body.provider_name, body.api_key)
     async with request.app.state.pool.acquire() as conn:

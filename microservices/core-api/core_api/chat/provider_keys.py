@@ -108,7 +108,7 @@ def _vetting_middleware(policy: SSRFPolicy) -> Any:
         # Every hop, redirects included: IP literals never reach the resolver.
         try:
             await check_url(str(request.url), policy)
-        except SSRFBlocked as exc:
+        except (SSRFBlocked, ValueError, OSError) as exc:
             raise ProviderURLRefused(f"The api_url you stored for openai is refused: {exc}") from exc
         return await handler(request)
 

@@ -13,6 +13,10 @@ user's message is already saved, and the partial answer, if any, is saved as
 an assistant message with `metadata.interrupted = true`. A session id that is
 missing or someone else's starts a new session (its id is in `complete`).
 
+The backend is the user's own when they stored an API key this server can use
+(`provider_keys.py`: their key, maybe their URL), else the server's; a problem with their
+key or URL is the turn's `error` event naming it.
+
 Each turn counts against the user's `CHAT_TURNS_PER_HOUR` (`quotas.py`) once the
 request is valid and before the stream starts: over it, a JSON 429 + `Retry-After`.
 """
