@@ -320,10 +320,20 @@ class _BaseClient:
     async def _post_json(self, path: str, body: dict[str, Any], model: str | None) -> Any:
         return await self._request_json("POST", path, body, model)
 
+    async def _send(self, method: str, url: str, **kw: Any) -> aiohttp.ClientResponse:
+        """A request on a pooled keep-alive connection that the backend closed meanwhile fails
+        with ServerDisconnected before anything came back (llama-cpp-python's server closes a
+        connection after some streams): the backend never read it, so it goes once more, on a
+        new connection."""
+        try:
+            return await self._http().request(method, url, **kw)
+        except aiohttp.ServerDisconnectedError:
+            return await self._http().request(method, url, **kw)
+
     async def _request_json(self, method: str, path: str, body: dict[str, Any] | None, model: str | None) -> Any:
         """One non-streamed call, every transport failure mapped to an LLMError."""
         try:
-            async with self._http().request(
+            async with await self._send(
                 method, self.base_url + path, json=body, headers=self._headers(), timeout=self._request_timeout()
             ) as resp:
                 if resp.status >= 400:
@@ -345,10 +355,11 @@ class _BaseClient:
         closed (not pooled) when the consumer stops early, so generation stops."""
         resp: aiohttp.ClientResponse | None = None
         finished = False
+        lines = 0
         try:
             try:
-                resp = await self._http().post(
-                    self.base_url + path, json=body, headers=self._headers(), timeout=self._stream_timeout()
+                resp = await self._send(
+                    "POST", self.base_url + path, json=body, headers=self._headers(), timeout=self._stream_timeout()
                 )
             except aiohttp.ConnectionTimeoutError as exc:
                 raise self._unavailable(exc) from exc
@@ -362,6 +373,7 @@ class _BaseClient:
                 async for raw in resp.content:
                     line = raw.strip()
                     if line:
+                        lines += 1
                         yield line
             except TimeoutError as exc:
                 raise LLMTimeout(
@@ -372,10 +384,12 @@ class _BaseClient:
             finished = True
         finally:
             if resp is not None:
-                if finished:
+                if finished and lines:
                     resp.release()
                 else:
-                    resp.close()  # drop the connection: the backend sees the client go
+                    # Drop the connection: the backend sees the client go; and a backend that
+                    # failed the request mid-way (an empty stream) may have closed it already.
+                    resp.close()
 
     async def chat(
         self,

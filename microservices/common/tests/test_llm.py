@@ -304,3 +304,32 @@ async def test_model_picker_falls_back_from_unknown_names_and_caches_the_list() 
     assert await ModelPicker(client, default_model="gone").pick("mistral") == ("llama3.2:latest", True)
     with pytest.raises(LLMError, match="no models"):
         await ModelPicker(_ListingClient([])).pick("x")
+
+
+async def test_a_connection_the_backend_closed_is_retried_once_on_a_new_one() -> None:
+    """llama-cpp-python's server closes some keep-alive connections after a stream; the next
+    request on such a pooled connection failed with "Server disconnected" (seen as a 503 by the
+    fuzzer). The backend never read it: it goes once more, on a new connection."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        if connections > 1:
+            body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))  # fmt: skip
+            await writer.drain()
+        writer.close()  # the first: closed without an answer
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = OpenAIClient(f"http://127.0.0.1:{port}/v1")
+    try:
+        assert [m.name for m in await client.list_models()] == ["m"]
+        assert connections == 2
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
