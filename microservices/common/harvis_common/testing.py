@@ -4,16 +4,18 @@ servers (aiohttp apps on a free port) and an event loop in a thread to run them 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .internal_auth import HEADER, InternalSigner, generate_keypair
 
 if TYPE_CHECKING:
+    import httpx
     from aiohttp import web
 
 
@@ -144,3 +146,54 @@ def parse_sse(raw: bytes, *, one_terminal: bool = True) -> tuple[list[dict[str, 
         terminal = [e for e in events if e["status"] in ("complete", "error")]
         assert len(terminal) == 1 and terminal[0] is events[-1], events[-3:]
     return events, comments
+
+
+@contextlib.asynccontextmanager
+async def app_client(
+    app: Any,
+    base_url: str,
+    *,
+    timeout: float = 60,  # noqa: ASYNC109 - the httpx client's, not a deadline for this call
+    start_timeout: float = 10,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on an app's ASGI interface, with the app's lifespan running. The lifespan
+    starts and ends in one task of its own: anyio's task groups (MCP's, for one) need that, and
+    pytest-asyncio runs a fixture's setup and teardown in two different tasks."""
+    import httpx
+
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.router.lifespan_context(app):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    try:
+        await asyncio.wait_for(started.wait(), start_timeout)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout) as client:
+            yield client
+    finally:
+        stop.set()
+        await task
+
+
+async def quota_backend(kind: str, redis_url: str, prefix_setting: str, label: str) -> AsyncIterator[dict[str, str]]:
+    """Settings for quotas kept in process (`kind` "memory") or in Redis under a fresh key prefix;
+    afterwards checks the quotas really reached Redis (no silent in-process fallback) and
+    removes their keys. For a fixture parametrised over both backends."""
+    if kind == "memory":
+        yield {"redis_url": ""}
+        return
+    from redis import asyncio as aioredis
+
+    prefix = f"harvis:{label}-test:{uuid.uuid4().hex}:"
+    yield {"redis_url": redis_url, prefix_setting: prefix}
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "quota:*")]
+        assert keys, "the quotas never reached Redis (a silent in-process fallback?)"
+        await client.delete(*keys)
+    finally:
+        await client.aclose()

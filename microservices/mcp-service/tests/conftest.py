@@ -3,7 +3,6 @@ internal-auth headers (harvis_common.testing)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harvis_common.testing import InternalAuthKit
+from harvis_common.testing import InternalAuthKit, app_client
 from mcp_service.app import create_app
 from mcp_service.settings import Settings
 
@@ -45,24 +44,8 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
         values = {"mcp_workspace_dir": str(tmp_path / "ws"), "mcp_ssrf_allowlist": "127.0.0.1/32", **overrides}
         settings = Settings(internal_auth_public_key=kit.public_key, **values)
         app = create_app(settings)
-        # The lifespan (anyio task groups) must start and end in one task, and
-        # pytest-asyncio runs fixture setup and teardown in different ones.
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def lifespan() -> None:
-            async with app.router.lifespan_context(app):
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(lifespan())
-        await asyncio.wait_for(started.wait(), 10)
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8004") as client:
-                yield Harness(client, kit, settings, app)
-        finally:
-            stop.set()
-            await task
+        async with app_client(app, "http://127.0.0.1:8004") as client:
+            yield Harness(client, kit, settings, app)
 
     return factory
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from harvis_common.testing import InternalAuthKit, parse_sse
+from harvis_common.testing import InternalAuthKit, app_client, parse_sse, quota_backend
 from research_service.app import create_app
 from research_service.settings import Settings
 
@@ -59,41 +58,16 @@ def make_harness(searxng, ollama, history, site) -> Callable[..., Any]:  # noqa:
             **{"redis_url": "", **overrides},
         )
         app = create_app(settings)
-        # The lifespan must start and end in one task (pytest-asyncio runs setup and teardown in two).
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def lifespan() -> None:
-            async with app.router.lifespan_context(app):
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(lifespan())
-        await asyncio.wait_for(started.wait(), 10)
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8001", timeout=60) as c:
-                yield Harness(c, kit)
-        finally:
-            stop.set()
-            await task
+        async with app_client(app, "http://127.0.0.1:8001", timeout=60) as c:
+            yield Harness(c, kit)
 
     return factory
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    if request.param == "memory":
-        yield {"redis_url": ""}
-        return
-    prefix = f"harvis:research-test:{uuid.uuid4().hex}:"
-    yield {"redis_url": REDIS_URL, "research_redis_prefix": prefix}
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "quota:*")]
-        assert keys, "the turns never reached Redis (a silent in-process fallback?)"
-        await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async for settings in quota_backend(request.param, REDIS_URL, "research_redis_prefix", "research"):
+        yield settings
 
 
 def assert_quota_refusal(r: httpx.Response, limit: int) -> None:

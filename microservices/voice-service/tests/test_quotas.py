@@ -22,10 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from conftest import make_settings
 
-from harvis_common.testing import InternalAuthKit
+from harvis_common.testing import InternalAuthKit, app_client, quota_backend
 from voice_service.app import build_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
@@ -88,41 +87,16 @@ def make_harness(tmp_path: Path, ollama: str) -> Callable[..., Any]:
             **overrides,
         }
         app = build_app(make_settings(tmp_path / uuid.uuid4().hex[:8], **values))
-        # The lifespan must start and end in one task (pytest-asyncio runs setup and teardown in two).
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def lifespan() -> None:
-            async with app.router.lifespan_context(app):
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(lifespan())
-        await asyncio.wait_for(started.wait(), 30)
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8002", timeout=120) as c:
-                yield Harness(c, kit)
-        finally:
-            stop.set()
-            await task
+        async with app_client(app, "http://127.0.0.1:8002", timeout=120, start_timeout=30) as c:
+            yield Harness(c, kit)
 
     return factory
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    if request.param == "memory":
-        yield {"redis_url": ""}
-        return
-    prefix = f"harvis:voice-test:{uuid.uuid4().hex}:"
-    yield {"redis_url": REDIS_URL, "voice_redis_prefix": prefix}
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "quota:*")]
-        assert keys, "the quotas never reached Redis (a silent in-process fallback?)"
-        await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async for settings in quota_backend(request.param, REDIS_URL, "voice_redis_prefix", "voice"):
+        yield settings
 
 
 def assert_quota_refusal(r: httpx.Response, what: str) -> None:
