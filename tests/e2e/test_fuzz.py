@@ -34,7 +34,7 @@ def test_no_server_errors_through_the_gateway(fleet_proc: Fleet, client: httpx.C
         "--seed", str(SEED),
         "--generation-database", "none",
         "--workers", "2",
-        "--request-timeout", "90",
+        "--request-timeout", "240",  # model-bound routes on the CPU demo model take a while
         "--exclude-path", "/api/auth/logout",
         "--report", "junit", "--report-junit-path", str(junit),
         "--no-color",

@@ -23,6 +23,7 @@ message fit for users: `LLMUnavailable` (backend down), `ModelNotFound`,
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -269,7 +270,10 @@ class _BaseClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True))
+            # Idle connections are dropped before uvicorn's 5 s keep-alive (llama-cpp-python's
+            # server) closes them under us: reusing one it closed was a "connection reset".
+            connector = aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True, keepalive_timeout=4)
+            self._session = aiohttp.ClientSession(connector=connector)
             self._own_session = True
         return self._session
 
@@ -322,12 +326,16 @@ class _BaseClient:
 
     async def _send(self, method: str, url: str, **kw: Any) -> aiohttp.ClientResponse:
         """A request on a pooled keep-alive connection that the backend closed meanwhile fails
-        with ServerDisconnected before anything came back (llama-cpp-python's server closes a
-        connection after some streams): the backend never read it, so it goes once more, on a
-        new connection."""
+        with ServerDisconnected or a reset before anything came back (llama-cpp-python's server
+        closes a connection after some streams): the backend never read it, so it goes once more,
+        on a new connection."""
         try:
             return await self._http().request(method, url, **kw)
         except aiohttp.ServerDisconnectedError:
+            return await self._http().request(method, url, **kw)
+        except aiohttp.ClientOSError as exc:
+            if exc.errno not in (errno.ECONNRESET, errno.EPIPE):
+                raise
             return await self._http().request(method, url, **kw)
 
     async def _request_json(self, method: str, path: str, body: dict[str, Any] | None, model: str | None) -> Any:

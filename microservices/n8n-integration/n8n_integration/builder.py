@@ -12,6 +12,8 @@ from .knowledge import Match
 from .safety import ALLOWED_NODE_TYPES
 from .validation import WorkflowInvalid, validate_workflow
 
+MAX_WORKFLOW_TOKENS = 2048  # the longest answer asked for: a workflow's JSON, not an essay
+
 SYSTEM = (
     "You design n8n workflows. Answer with ONE JSON object only, no prose, no markdown: "
     '{"name": str, "nodes": [{"name", "type", "typeVersion", "position": [x, y], "parameters": {}}], '
@@ -58,7 +60,8 @@ async def build_workflow(
     problems: list[str] = []
     raw = ""
     for attempt in range(repairs + 1):
-        result = await llm.chat(messages, model, temperature=0.1)
+        # A workflow's JSON fits in this; a base model would otherwise write until its context ends.
+        result = await llm.chat(messages, model, temperature=0.1, max_tokens=MAX_WORKFLOW_TOKENS)
         raw = result.content
         try:
             wf = extract_json(raw)
