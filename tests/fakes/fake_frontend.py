@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from served import Served
 
 log = logging.getLogger("fake-frontend")
 
@@ -346,12 +347,10 @@ def parse_data_stream(raw: bytes) -> list[tuple[str, Any]]:
     return parts
 
 
-class FakeFrontend:
+class FakeFrontend(Served):
     def __init__(self, backend_url: str | None = None) -> None:
         self.backend_url = (backend_url or os.environ.get("BACKEND_URL") or DEFAULT_BACKEND_URL).rstrip("/")
         self.session: aiohttp.ClientSession | None = None
-        self.runner: web.AppRunner | None = None
-        self.port = 0
 
     # ---------------------------------------------------------------- app
 
@@ -370,18 +369,6 @@ class FakeFrontend:
         )
         yield
         await self.session.close()
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://{host}:{self.port}"
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
     async def health(self, _: web.Request) -> web.Response:
         return web.json_response({"fake": "harvis front end", "backend_url": self.backend_url})

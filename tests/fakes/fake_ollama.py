@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from served import Served
 
 DEFAULT_MODELS: dict[str, int] = {
     "fake-llama:latest": 4_100_000_000,
@@ -44,14 +45,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeOllama:
+class FakeOllama(Served):
     def __init__(self, models: dict[str, int] | None = None, token_delay_s: float = 0.0) -> None:
         self.models = dict(models or DEFAULT_MODELS)
         self.token_delay_s = token_delay_s
         self.loaded: dict[str, float] = {}
         self.stats: dict[str, Any] = {"started": 0, "completed": 0, "cancelled": 0, "last_request": None}
-        self.runner: web.AppRunner | None = None
-        self.port = 0
 
     # ---------------------------------------------------------------- app
 
@@ -66,19 +65,6 @@ class FakeOllama:
         app.router.add_post("/api/embed", self.embed)
         app.router.add_get("/_fake/stats", self.fake_stats)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://{host}:{self.port}"
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
 
     # ---------------------------------------------------------------- routes
 
