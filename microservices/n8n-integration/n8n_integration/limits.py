@@ -56,7 +56,7 @@ class Limits:
     # ------------------------------------------------------------ workflows
 
     async def reserve_workflow(self, user_id: int, name: str) -> str:
-        """A place for one more workflow: the placeholder id to confirm or release."""
+        """A place for one more workflow, held by a pending row: returns its id, to confirm or release."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock(conn, user_id)
             await conn.execute(
@@ -72,18 +72,18 @@ class Limits:
                     f" (you have {owned}); delete one to create another",
                     COUNT_RETRY_AFTER_S,
                 )
-            placeholder = f"pending:{uuid.uuid4().hex}"
+            reservation = f"pending:{uuid.uuid4().hex}"
             await conn.execute(
                 "INSERT INTO n8n_workflows (n8n_id, user_id, name, pending) VALUES ($1, $2, $3, true)",
-                placeholder,
+                reservation,
                 user_id,
                 name[:128],
             )
-            return placeholder
+            return reservation
 
     async def confirm_workflow(
         self,
-        placeholder: str,
+        reservation: str,
         user_id: int,
         n8n_id: str,
         name: str,
@@ -91,14 +91,14 @@ class Limits:
         source: str,
         prompt: str | None,
     ) -> None:
-        """The reserved place becomes the record of the workflow n8n created (recorded even if
+        """The reservation becomes the record of the workflow n8n created (recorded even if
         the reservation went stale meanwhile: n8n has the workflow, so the user owns it)."""
         args = (n8n_id, name, webhook_path, source, prompt)
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.execute(
                 "UPDATE n8n_workflows SET n8n_id = $2, name = $3, webhook_path = $4, source = $5, prompt = $6,"
                 " pending = false, created_at = now() WHERE n8n_id = $1",
-                placeholder,
+                reservation,
                 *args,
             )
             if done == "UPDATE 0":
@@ -109,8 +109,8 @@ class Limits:
                     user_id,
                 )
 
-    async def release_workflow(self, placeholder: str) -> None:
-        await self.pool.execute("DELETE FROM n8n_workflows WHERE n8n_id = $1 AND pending", placeholder)
+    async def release_workflow(self, reservation: str) -> None:
+        await self.pool.execute("DELETE FROM n8n_workflows WHERE n8n_id = $1 AND pending", reservation)
 
     # ------------------------------------------------------------ active workflows
 

@@ -159,22 +159,22 @@ async def create(body: CreateBody, request: Request, identity: Caller) -> dict[s
         raise HTTPException(422, "Invalid n8n workflow: " + "; ".join(problems))
     wf, path = ensure_webhook(wf)
     try:
-        placeholder = await st.limits.reserve_workflow(identity.user_id, wf["name"])
+        reservation = await st.limits.reserve_workflow(identity.user_id, wf["name"])
     except LimitReached as exc:
         raise _limit_http(exc) from exc
     if body.activate:
         try:
-            await st.limits.reserve_activation(identity.user_id, placeholder)
+            await st.limits.reserve_activation(identity.user_id, reservation)
         except LimitReached as exc:
-            await st.limits.release_workflow(placeholder)
+            await st.limits.release_workflow(reservation)
             raise _limit_http(exc) from exc
     try:
         created = await st.n8n.create_workflow(wf)
     except N8nError as exc:
-        await st.limits.release_workflow(placeholder)
+        await st.limits.release_workflow(reservation)
         raise _n8n_http(exc) from exc
     wid = str(created["id"])
-    await st.limits.confirm_workflow(placeholder, identity.user_id, wid, created["name"], path, source, body.prompt)
+    await st.limits.confirm_workflow(reservation, identity.user_id, wid, created["name"], path, source, body.prompt)
     if body.activate:
         try:
             created = await st.n8n.activate(wid)

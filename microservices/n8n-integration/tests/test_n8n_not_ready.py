@@ -1,7 +1,7 @@
 """While n8n is not ready, users get a 503 that says so — never a 404 that looks like their
 workflow is gone, nor a 502.
 
-Two moments seen under `make dev`: n8n still being installed (the native runner's placeholder
+Two moments seen under `make dev`: n8n still being installed (the native runner's stand-in server
 answers 503 + its progress, scripts/preparing.py), and n8n starting up, when its HTTP server
 answers before its public API is registered (Express's HTML `Cannot POST /api/v1/workflows`
 404). A real 404 of n8n's public API is JSON (`{"message": "Not Found"}`) and stays a 404.
