@@ -42,7 +42,7 @@ except ImportError:  # run by a bare python3: continue in the tools venv (httpx,
     os.execv(str(python), [str(python), __file__, *sys.argv[1:]])  # noqa: S606 - our own venv
 from fleet_services import by_name  # noqa: E402
 
-from harvis_common.testing import InternalAuthKit  # noqa: E402
+from harvis_testkit import InternalAuthKit  # noqa: E402
 
 WEB_HOST = "127.0.0.3"
 

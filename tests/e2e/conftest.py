@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "microservices" / "common"))  # harvis_common.testing for the tests
+sys.path.insert(0, str(ROOT / "microservices" / "common"))  # harvis_testkit for the tests
 
 import fleet  # noqa: E402
 from fleet_services import NGINX_PORT, SERVICES, Service, by_name  # noqa: E402

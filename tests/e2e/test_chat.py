@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user, wait_for
 
-from harvis_common.testing import parse_sse  # on the path from conftest
+from harvis_testkit import parse_sse  # on the path from conftest
 
 
 def chat(client: httpx.Client, user: User, body: dict[str, Any], path: str = "/api/chat") -> list[dict[str, Any]]:

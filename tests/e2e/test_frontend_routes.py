@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 from conftest import BASE_URL, ROOT, FakeOllamaProcess, Fleet, free_port, http_up, new_user, spawn, stop_all, wait_for
 
-from harvis_common.testing import serve_app  # on the path from conftest
+from harvis_testkit import serve_app  # on the path from conftest
 
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from fake_frontend import FakeFrontend

@@ -19,7 +19,7 @@ import pytest
 from conftest import RESEARCH_SEARXNG, RESEARCH_WEB, FakeOllamaProcess, Fleet, User, new_user
 from test_chat import is_uuid
 
-from harvis_common.testing import parse_sse  # on the path from conftest
+from harvis_testkit import parse_sse  # on the path from conftest
 
 WEB, SEARXNG = RESEARCH_WEB, RESEARCH_SEARXNG
 

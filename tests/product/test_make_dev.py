@@ -24,7 +24,7 @@ import pytest
 from conftest import BASE_URL, PORTS, ROOT, fleet, port_free, session_pids, start_make_dev
 from make_dev_run import MakeDevRun, describe
 
-from harvis_common.testing import parse_sse
+from harvis_testkit import parse_sse
 
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from fake_frontend import DEFAULT_PORT as FRONTEND_PORT

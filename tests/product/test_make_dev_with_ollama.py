@@ -15,7 +15,7 @@ import httpx
 from conftest import PORTS, ROOT, fleet, llm_server, port_free, session_pids, start_make_dev
 from make_dev_run import describe
 
-from harvis_common.testing import parse_sse
+from harvis_testkit import parse_sse
 
 OLLAMA_DEFAULT_PORT = 11434
 

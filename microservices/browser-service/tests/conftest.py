@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 PAGES = {
     "/": "<html><head><title>Home</title></head><body><h1>Hello</h1><a id='next' href='/two'>next</a></body></html>",

@@ -12,7 +12,7 @@ from conftest import Hits, as_user
 from fastapi.testclient import TestClient
 
 from browser_service.browser import find_browser_pid, pid_alive
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 
 def navigate(client: TestClient, headers: dict[str, str], url: str, **extra: object) -> dict:

@@ -15,7 +15,7 @@ from conftest import as_user, service_app
 from fastapi.testclient import TestClient
 from test_ocr import text_image
 
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 FAKES = Path(__file__).resolve().parents[3] / "tests" / "fakes"
 

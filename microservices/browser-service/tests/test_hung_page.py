@@ -11,7 +11,7 @@ import pytest
 from conftest import as_user, service_app
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 
 @pytest.fixture(scope="module")

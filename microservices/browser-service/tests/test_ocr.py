@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
 from browser_service import ocr
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 

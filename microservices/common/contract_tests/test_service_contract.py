@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER, ISSUER, InternalSigner, load_private_key
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 APP_REF = os.environ.get("HARVIS_SERVICE_APP", "")
 SERVICE = os.environ.get("HARVIS_SERVICE_NAME", "")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from harvis_common.core_client import CoreClient, CoreClientError
 from harvis_common.internal_auth import HEADER
-from harvis_common.testing import serve_app
+from harvis_testkit import serve_app
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from aiohttp import web
 from harvis_common import http_client
 from harvis_common.http_client import FetchError, SafeHTTPClient, VettedResolver, fetch
 from harvis_common.ssrf import SSRFBlocked, SSRFPolicy
-from harvis_common.testing import serve_app
+from harvis_testkit import serve_app
 
 LOCAL = SSRFPolicy.from_setting("127.0.0.1/32")
 SEEN: dict[str, object] = {}  # what the last /hello request carried

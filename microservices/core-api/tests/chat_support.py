@@ -25,7 +25,7 @@ from core_api.auth.routes import router as auth_router
 from core_api.chat.api_keys import generate_key
 from harvis_common.errors import install_error_handlers
 from harvis_common.internal_auth import generate_keypair, load_private_key
-from harvis_common.testing import parse_sse
+from harvis_testkit import parse_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_ollama import FakeOllama

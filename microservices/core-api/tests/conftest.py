@@ -25,7 +25,7 @@ from core_api.auth.service import AuthService
 from core_api.settings import Settings
 from harvis_common.db import migrate
 from harvis_common.errors import install_error_handlers
-from harvis_common.testing import create_database, drop_database_sync, run_private
+from harvis_testkit import create_database, drop_database_sync, run_private
 
 REDIS_URL = os.environ.get("HARVIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JWT_SECRET = "test-secret-" + "x" * 60  # 64+ bytes: no HS512 key warning in the forgery tests

@@ -32,7 +32,7 @@ from harvis_common.config import ServiceSettings
 from harvis_common.diagnostics import sse_event
 from harvis_common.errors import install_error_handlers
 from harvis_common.identity import current_identity
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 MICRO = Path(__file__).resolve().parents[2]
 if str(MICRO / "research-service") not in sys.path:

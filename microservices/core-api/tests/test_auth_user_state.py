@@ -17,7 +17,7 @@ from core_api.auth import users
 from core_api.auth.service import AuthService
 from core_api.gateway.proxy import Gateway
 from core_api.settings import Settings
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 pytestmark = pytest.mark.asyncio
 

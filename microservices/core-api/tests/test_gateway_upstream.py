@@ -11,7 +11,7 @@ import pytest
 from gateway_support import BEARER, Fleet, RawServer, ServerThread, research_app
 
 from core_api.gateway.upstream import Endpoint, UpstreamPool, UpstreamUnavailable
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 

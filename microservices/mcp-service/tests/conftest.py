@@ -1,5 +1,5 @@
 """The mcp-service app in-process, with a temporary workspace and real
-internal-auth headers (harvis_common.testing)."""
+internal-auth headers (harvis_testkit)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harvis_common.testing import InternalAuthKit, app_client
+from harvis_testkit import InternalAuthKit, app_client
 from mcp_service.app import create_app
 from mcp_service.settings import Settings
 

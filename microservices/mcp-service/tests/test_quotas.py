@@ -23,7 +23,7 @@ from aiohttp import web
 from conftest import Harness
 from smtp_sink import SmtpSink
 
-from harvis_common.testing import serve_app
+from harvis_testkit import serve_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_twilio import FakeTwilio

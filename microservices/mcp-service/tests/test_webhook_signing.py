@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from harvis_common.testing import serve_app
+from harvis_testkit import serve_app
 from mcp_service.tools.notify import canonical_url, sign
 
 SECRET = "unit-webhook-secret"

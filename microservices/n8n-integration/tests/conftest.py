@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harvis_common.testing import InternalAuthKit, create_database_sync, drop_database_sync
+from harvis_testkit import InternalAuthKit, create_database_sync, drop_database_sync
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICE = "n8n-integration"

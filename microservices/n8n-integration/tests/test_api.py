@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 SERVICE = "n8n-integration"
 

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit
+from harvis_testkit import InternalAuthKit
 
 SERVICE = "n8n-integration"
 CAPS = {"n8n_max_workflows_per_user": 3, "n8n_max_active_workflows_per_user": 2, "n8n_max_executions_per_hour": 4}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from harvis_common.testing import serve_app
+from harvis_testkit import serve_app
 from n8n_integration.n8n_client import N8nClient, N8nError
 
 PASSWORD = "Hv1-owner-password"

@@ -19,7 +19,7 @@ from fake_ollama import FakeOllama  # noqa: E402
 from fake_searxng import FakeSearXNG  # noqa: E402
 from research_web import ResearchWeb  # noqa: E402
 
-from harvis_common.testing import BackgroundLoop as Background  # noqa: E402
+from harvis_testkit import BackgroundLoop as Background  # noqa: E402
 
 WEB_HOST = "127.0.0.3"  # the fixture web; 127.0.0.1 stays blocked
 SLOW_S = 6.0

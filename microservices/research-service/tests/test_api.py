@@ -13,7 +13,7 @@ from aiohttp import web
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER
-from harvis_common.testing import InternalAuthKit, parse_sse, serve_app
+from harvis_testkit import InternalAuthKit, parse_sse, serve_app
 from research_service.app import create_app
 from research_service.settings import Settings
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harvis_common.testing import InternalAuthKit, app_client, parse_sse, quota_backend
+from harvis_testkit import InternalAuthKit, app_client, parse_sse, quota_backend
 from research_service.app import create_app
 from research_service.settings import Settings
 

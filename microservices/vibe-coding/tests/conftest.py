@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit, create_database_sync, drop_database_sync
+from harvis_testkit import InternalAuthKit, create_database_sync, drop_database_sync
 from vibe_coding.app import create_app
 from vibe_coding.settings import Settings
 

@@ -16,7 +16,7 @@ import uvicorn
 from conftest import KIT, SERVICE, make_settings
 from websockets.asyncio.client import ClientConnection, connect
 
-from harvis_common.testing import create_database, drop_database
+from harvis_testkit import create_database, drop_database
 from vibe_coding.app import create_app
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from harvis_common.testing import create_database, drop_database
+from harvis_testkit import create_database, drop_database
 from vibe_coding.sandbox.processes import end_all, pids_of
 from vibe_coding.workspace import Workspace
 

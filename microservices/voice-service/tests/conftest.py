@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from harvis_common.testing import create_database, drop_database
+from harvis_testkit import create_database, drop_database
 from voice_service.audio import wav_bytes
 from voice_service.engines import Engines
 from voice_service.settings import Settings

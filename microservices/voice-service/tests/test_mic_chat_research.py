@@ -18,7 +18,7 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER, InternalAuthError, InternalVerifier
-from harvis_common.testing import BackgroundLoop, InternalAuthKit, serve_app
+from harvis_testkit import BackgroundLoop, InternalAuthKit, serve_app
 from voice_service.app import build_app
 from voice_service.chat import RESEARCH_PROMPT, SYSTEM_PROMPT, speakable
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from conftest import make_settings
 
-from harvis_common.testing import InternalAuthKit, app_client, quota_backend
+from harvis_testkit import InternalAuthKit, app_client, quota_backend
 from voice_service.app import build_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))

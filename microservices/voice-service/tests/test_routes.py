@@ -13,7 +13,7 @@ import pytest
 from conftest import SENTENCE, make_settings, tone_wav, transcode, word_error_rate
 from fastapi.testclient import TestClient
 
-from harvis_common.testing import InternalAuthKit, create_database_sync, drop_database_sync
+from harvis_testkit import InternalAuthKit, create_database_sync, drop_database_sync
 from voice_service.app import build_app
 
 AUD = "voice-service"

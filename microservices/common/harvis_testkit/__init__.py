@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .internal_auth import HEADER, InternalSigner, generate_keypair
+from harvis_common.internal_auth import HEADER, InternalSigner, generate_keypair
 
 if TYPE_CHECKING:
     import httpx
