@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Coroutine
@@ -197,3 +198,74 @@ async def quota_backend(kind: str, redis_url: str, prefix_setting: str, label: s
         await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------- route manifests
+# Paths every service serves outside its prefixes: probes, FastAPI's own docs, and the
+# internal API other services call directly (nginx never routes /internal).
+UNPREFIXED = ("/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def served_routes(app: Any) -> list[tuple[str, str]]:
+    """(kind, path) for every route of a Starlette/FastAPI app: kind is "http", "websocket"
+    or "mount" (an ASGI app under a path, e.g. the MCP endpoint)."""
+    from starlette.routing import Mount, WebSocketRoute
+
+    out: list[tuple[str, str]] = []
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            if hasattr(route, "effective_candidates"):
+                # FastAPI >= 0.16x keeps included routers as such; their candidates carry full paths.
+                walk(route.effective_candidates(), prefix)
+                continue
+            original = getattr(route, "original_route", route)
+            # The effective route (with the include's prefix); a WebSocket's lives in starlette_route.
+            path = getattr(getattr(route, "starlette_route", None), "path", None) or route.path
+            if isinstance(original, Mount):
+                sub = getattr(original, "routes", None) or []
+                if sub:
+                    walk(sub, prefix + original.path)
+                else:
+                    out.append(("mount", prefix + original.path))
+            elif isinstance(original, WebSocketRoute) or "websocket" in type(original).__name__.lower():
+                out.append(("websocket", prefix + path))
+            else:
+                out.append(("http", prefix + path))
+
+    walk(getattr(app, "routes", []), "")
+    return out
+
+
+def manifest_problems(app: Any, manifest: Any) -> list[str]:
+    """What an app serves that its manifest doesn't cover, and manifest entries that match
+    nothing it serves. `manifest` is a harvis_common.manifest.Manifest."""
+    from harvis_common.manifest import template_regex
+
+    routes = served_routes(app)
+    problems = [
+        f"{kind} {path} is under none of the prefixes {list(manifest.prefixes)}"
+        for kind, path in routes
+        if path not in UNPREFIXED and not path.startswith("/internal/") and not manifest.owns(path.rstrip("/") or "/")
+    ]
+    # A route `/a/{id}/b` is checked as the concrete path `/a/x/b`.
+    concrete = {(kind, re.sub(r"\{[^}]*\}", "x", path)) for kind, path in routes}
+    for template, kind in manifest.long.items():
+        pattern = template_regex(template)
+        hits = [k for k, path in concrete if pattern.match(path)]
+        if not hits:
+            problems.append(f"long route {template} matches nothing the service serves")
+        elif kind == "websocket" and "websocket" not in hits:
+            problems.append(f"{template} is listed as a websocket but isn't one")
+    for kind, path in concrete:
+        if kind == "websocket" and manifest.long.get(_template_of(path, manifest)) != "websocket":
+            problems.append(f"websocket {path} is not listed under [long] as a websocket")
+        if path.endswith("/diagnostics/stream") and not manifest.is_long(path):
+            problems.append(f"the SSE route {path} is not listed under [long]")
+    return problems
+
+
+def _template_of(path: str, manifest: Any) -> str:
+    from harvis_common.manifest import template_regex
+
+    return next((t for t in manifest.long if template_regex(t).match(path)), "")

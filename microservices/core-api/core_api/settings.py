@@ -59,6 +59,9 @@ class Settings(ServiceSettings, LLMSettings):
     mcp_service_url: str = "http://127.0.0.1:8004"
     n8n_integration_url: str = "http://127.0.0.1:8005"
     vibe_coding_url: str = "http://127.0.0.1:8006"
+    # Where each service's manifest.toml (its prefixes and long routes) is read from:
+    # <dir>/<service>/manifest.toml. Empty: the checkout's microservices/ directory.
+    service_manifests_path: str = ""
 
     gateway_connect_timeout_s: float = Field(default=0.5, gt=0)
     gateway_read_timeout_s: float = Field(default=60.0, gt=0)

@@ -12,7 +12,8 @@ import httpx
 from gateway_support import Fleet
 
 from core_api.gateway.openapi import merge
-from core_api.gateway.routes import RouteTable
+from core_api.gateway.routes import CHECKOUT_MANIFESTS, SERVICES, RouteTable
+from harvis_common.manifest import load_dir
 
 
 async def test_the_document_lists_every_reachable_service(fleet: Fleet) -> None:
@@ -61,7 +62,7 @@ def test_clashing_schemas_are_renamed_with_their_refs() -> None:
         {"/api/web-search": _op("Query"), "/health": _op("Shared"), "/api/mcp/tools": _op("Query")},
         {"Query": query, "Shared": {"type": "integer"}},
     )
-    doc = merge(base, {"research-service": research}, RouteTable.default())
+    doc = merge(base, {"research-service": research}, RouteTable.from_manifests(load_dir(CHECKOUT_MANIFESTS, SERVICES)))
     schemas = doc["components"]["schemas"]
     assert schemas["Shared"] == {"type": "string"}  # core-api's keeps its name
     assert schemas["ResearchService_Shared"] == {"type": "integer"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from core_api.gateway.headers import build_request_head, response_headers, strip_cookie
-from core_api.gateway.routes import RouteTable, has_dot_segment, is_streaming
+from core_api.gateway.routes import CHECKOUT_MANIFESTS, SERVICES, RouteTable, has_dot_segment, is_long
 from core_api.gateway.upstream import Endpoint
+from harvis_common.manifest import ManifestError, load_dir
 
-TABLE = RouteTable.default()
+TABLE = RouteTable.from_manifests(load_dir(CHECKOUT_MANIFESTS, SERVICES))
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ def test_streaming_routes_get_the_long_timeout() -> None:
     def streaming(path: str) -> bool:
         route = TABLE.match(path)
         assert route is not None
-        return is_streaming(route, path)
+        return is_long(route, path)
 
     assert streaming("/api/research-chat")
     assert streaming("/api/mic-chat")
@@ -83,8 +84,16 @@ def test_streaming_routes_get_the_long_timeout() -> None:
     model_bound += ["/api/n8n/workflow/create", "/api/screen-analyze", "/api/stt", "/api/tts", "/api/research/sources"]
     for path in model_bound:
         assert streaming(path), path
+    assert streaming("/api/vibecoding/container/s-1/terminal")  # a template: one segment
+    assert not streaming("/api/vibecoding/container/s-1/x/terminal")
     assert not streaming("/api/web-search")
     assert not streaming("/api/vibe/session/create")
+
+
+def test_every_service_has_a_manifest_and_a_missing_one_stops_the_gateway(tmp_path) -> None:
+    assert TABLE.services() == sorted(SERVICES)
+    with pytest.raises(ManifestError, match=r"research-service/manifest\.toml is missing"):
+        load_dir(tmp_path, SERVICES)
 
 
 @pytest.mark.parametrize(

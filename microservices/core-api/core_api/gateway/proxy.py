@@ -25,7 +25,7 @@ from ..settings import Settings
 from .asgi import UNAUTHORIZED, ASGIApp, Message, Receive, Scope, Send, log_access
 from .headers import build_request_head, response_headers
 from .origin import parse_allowed
-from .routes import Route, RouteTable, has_dot_segment, is_streaming, service_urls
+from .routes import Route, RouteTable, has_dot_segment, is_long, load_manifests, service_urls
 from .upstream import (
     ClientGone,
     Connection,
@@ -51,8 +51,9 @@ class Gateway:
     def __init__(self, api: ASGIApp, settings: Settings, routes: RouteTable | None = None) -> None:
         self.api = api
         self.settings = settings
-        self.routes = routes or RouteTable.default()
-        self.endpoints = {name: Endpoint.from_url(name, url) for name, url in service_urls(settings).items()}
+        manifests = load_manifests(settings)
+        self.routes = routes or RouteTable.from_manifests(manifests)
+        self.endpoints = {name: Endpoint.from_url(name, url) for name, url in service_urls(settings, manifests).items()}
         self.pools: dict[str, UpstreamPool] = {}
         self._auth: Authenticator | None = None
         self._signer: InternalSigner | None = None
@@ -202,7 +203,7 @@ class Gateway:
         target = endpoint.base_path + raw_path + b"?" + query if query else endpoint.base_path + raw_path
         rid_bytes = rid.encode()
         head = build_request_head(scope, target, endpoint.netloc, signed, rid_bytes)
-        timeout = self._stream_timeout if head.wants_stream or is_streaming(route, path) else self._read_timeout
+        timeout = self._stream_timeout if head.wants_stream or is_long(route, path) else self._read_timeout
         has_body = head.body_length != 0
         is_head = scope["method"] == "HEAD"
 

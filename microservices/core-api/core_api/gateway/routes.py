@@ -8,57 +8,44 @@ table is indexed by the prefix itself, and a path is cut at the prefix depth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote
+
+from harvis_common.manifest import Manifest, load_dir
 
 from ..settings import Settings
 
-# Service name (also its internal-auth audience) -> (settings field with its URL, prefixes).
-SERVICE_PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "research-service": (
-        "research_service_url",
-        ("/api/web-search", "/api/research-chat", "/api/fact-check", "/api/comparative-research", "/api/research"),
-    ),
-    "voice-service": (
-        "voice_service_url",
-        ("/api/mic-chat", "/api/tts", "/api/stt", "/api/audio", "/api/jobs", "/api/voice"),
-    ),
-    "browser-service": ("browser_service_url", ("/api/browser", "/api/screen-analyze")),
-    "mcp-service": ("mcp_service_url", ("/api/mcp",)),
-    "n8n-integration": ("n8n_integration_url", ("/api/n8n",)),
-    "vibe-coding": ("vibe_coding_url", ("/api/vibe", "/api/vibecoding")),
-}
+# The services behind the gateway (each also an internal-auth audience). Their prefixes and
+# long routes come from their own manifest.toml (harvis_common.manifest), read at start.
+SERVICES = (
+    "research-service",
+    "voice-service",
+    "browser-service",
+    "mcp-service",
+    "n8n-integration",
+    "vibe-coding",
+)
+# A checkout keeps the manifests beside core-api (microservices/<service>/manifest.toml);
+# the image copies them to SERVICE_MANIFESTS_PATH.
+CHECKOUT_MANIFESTS = Path(__file__).resolve().parents[3]
 
-# Routes that stream (SSE) or wait on a model (an LLM on a CPU, Whisper, Piper, OCR): they get
-# the long read timeout, not the 60 s that would turn a slow model into a 504.
-STREAMING_PREFIXES = frozenset(
-    {
-        "/api/research-chat",
-        "/api/mic-chat",
-        "/api/fact-check",
-        "/api/comparative-research",
-        "/api/stt",
-        "/api/tts",
-        "/api/screen-analyze",
-    }
-)
-STREAMING_PATHS = frozenset(
-    {
-        "/api/vibe/execute",
-        "/api/vibe/ai/propose",
-        "/api/n8n/workflow/create",  # from a prompt: the model writes the workflow
-        "/api/n8n/workflow/execute",
-        "/api/n8n/optimize",
-        "/api/research/sources",
-    }
-)
-STREAMING_SUFFIXES = ("/diagnostics/stream",)
+
+def manifests_dir(settings: Settings) -> Path:
+    return Path(settings.service_manifests_path) if settings.service_manifests_path else CHECKOUT_MANIFESTS
+
+
+def load_manifests(settings: Settings) -> dict[str, Manifest]:
+    return load_dir(manifests_dir(settings), SERVICES)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     prefix: str
-    service: str
-    streaming: bool
+    manifest: Manifest
+
+    @property
+    def service(self) -> str:
+        return self.manifest.service
 
 
 class RouteTable:
@@ -74,14 +61,8 @@ class RouteTable:
         self._depths = tuple(sorted(depths, reverse=True))  # longest prefix wins
 
     @classmethod
-    def default(cls) -> RouteTable:
-        return cls(
-            [
-                Route(prefix, service, prefix in STREAMING_PREFIXES)
-                for service, (_, prefixes) in SERVICE_PREFIXES.items()
-                for prefix in prefixes
-            ]
-        )
+    def from_manifests(cls, manifests: dict[str, Manifest]) -> RouteTable:
+        return cls([Route(prefix, m) for m in manifests.values() for prefix in m.prefixes])
 
     def match(self, path: str) -> Route | None:
         for depth in self._depths:
@@ -101,12 +82,13 @@ class RouteTable:
         return sorted({r.service for r in self._by_prefix.values()})
 
 
-def service_urls(settings: Settings) -> dict[str, str]:
-    return {service: getattr(settings, field) for service, (field, _) in SERVICE_PREFIXES.items()}
+def service_urls(settings: Settings, manifests: dict[str, Manifest]) -> dict[str, str]:
+    return {service: getattr(settings, m.url_setting) for service, m in manifests.items()}
 
 
-def is_streaming(route: Route, path: str) -> bool:
-    return route.streaming or path in STREAMING_PATHS or path.endswith(STREAMING_SUFFIXES)
+def is_long(route: Route, path: str) -> bool:
+    """Streams or waits on a model/job: the long read timeout (the service's manifest says)."""
+    return route.manifest.is_long(path)
 
 
 def has_dot_segment(path: str) -> bool:

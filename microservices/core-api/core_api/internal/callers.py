@@ -27,9 +27,9 @@ from fastapi import Depends, HTTPException, Request
 
 from harvis_common.internal_auth import ALGORITHM, HEADER, ISSUER, TOKEN_TYPE, Identity, load_private_key
 
-from ..gateway.routes import SERVICE_PREFIXES
+from ..gateway.routes import SERVICES
 
-AUDIENCES = tuple(sorted(SERVICE_PREFIXES))  # the services the gateway signs tokens for
+AUDIENCES = tuple(sorted(SERVICES))  # the services the gateway signs tokens for
 UNAUTHORIZED = "Missing or invalid internal authentication"
 
 
