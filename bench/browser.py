@@ -36,18 +36,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "microservices" / "common"))
+import benchkit
 
-from fleet import service_env_pythonpath, service_venv, tools_venv  # noqa: E402
-
-try:
-    import httpx
-except ImportError:  # run by a bare python3: continue in the tools venv (httpx, pyjwt, cryptography)
-    python = tools_venv() / "bin" / "python"
-    os.execv(str(python), [str(python), __file__, *sys.argv[1:]])  # noqa: S606 - our own venv
+benchkit.run_in_tools_venv(__file__)
+import httpx  # noqa: E402
+from fleet import service_env_pythonpath, service_venv  # noqa: E402
 from fleet_services import by_name  # noqa: E402
+
+ROOT = benchkit.ROOT
 
 from harvis_testkit import InternalAuthKit  # noqa: E402
 

@@ -1,0 +1,28 @@
+"""What the benchmarks share: the repository on sys.path, and the tools venv to run in.
+
+A benchmark is run by a bare `python3 bench/x.py`; the first thing it does is
+`benchkit.run_in_tools_venv()`, which re-executes it in the tools venv (httpx, pyjwt,
+cryptography) unless it is already there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT / "scripts", ROOT / "microservices" / "common"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+
+def run_in_tools_venv(script: str) -> None:
+    """Continue `script` in the tools venv when this interpreter lacks httpx."""
+    if importlib.util.find_spec("httpx") is not None:
+        return
+    from fleet import tools_venv
+
+    python = tools_venv() / "bin" / "python"
+    os.execv(str(python), [str(python), script, *sys.argv[1:]])  # noqa: S606 - our own venv
