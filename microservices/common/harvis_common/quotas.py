@@ -264,6 +264,12 @@ class Quotas:
         self._redis = RedisWindows(redis_url, prefix) if redis_url else None
         self._redis_down_until = 0.0
 
+    @classmethod
+    def for_service(cls, quotas: Iterable[Quota], *, redis_url: str, service_prefix: str) -> Quotas:
+        """A service's quotas, kept under its own Redis key prefix (its `<X>_REDIS_PREFIX`
+        setting): keys `<service_prefix>quota:…`, beside whatever else it keeps there."""
+        return cls(quotas, redis_url=redis_url, prefix=service_prefix + "quota:")
+
     @property
     def backend(self) -> str:
         return "redis" if self._redis is not None else "memory"

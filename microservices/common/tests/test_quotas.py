@@ -181,6 +181,24 @@ async def test_take_all_charges_every_quota_or_none(redis_url: str, prefix: str)
         await quotas.close()
 
 
+async def test_a_service_keeps_its_quotas_under_its_prefix(redis_url: str, prefix: str) -> None:
+    quotas = Quotas.for_service([Quota("turns", "turns", 1, 3600)], redis_url=redis_url, service_prefix=prefix)
+    try:
+        assert quotas.backend == ("redis" if redis_url else "memory")
+        await quotas.take("turns", 1)
+        with pytest.raises(QuotaExceeded):
+            await quotas.take("turns", 1)
+        if redis_url:
+            client = aioredis.Redis.from_url(redis_url)
+            try:
+                keys = [k async for k in client.scan_iter(match=prefix + "*")]
+            finally:
+                await client.aclose()
+            assert keys and all(k.startswith(f"{prefix}quota:".encode()) for k in keys), keys
+    finally:
+        await quotas.close()
+
+
 async def test_an_unreachable_redis_still_limits_in_process() -> None:
     quotas = Quotas([Quota("x", "things", 3, 60)], redis_url="redis://127.0.0.1:1/0")
     try:

@@ -14,13 +14,13 @@ from harvis_common.http_client import SafeHTTPClient
 from harvis_common.llm import client_from_settings
 from harvis_common.ssrf import SSRFPolicy
 
-from .cache import make_cache
+from .api.deps import research_quotas
+from .api.routes import routers
 from .fetch import PageFetcher
 from .providers import SearchEngine
-from .quotas import research_quotas
 from .research import Researcher
-from .routes import router
 from .settings import Settings
+from .store import make_cache
 
 
 def build_researcher(settings: Settings, http: aiohttp.ClientSession, pages: SafeHTTPClient, cache, llm) -> Researcher:
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
             "Web search, page extraction, research chat with citations, fact-checking and comparative research."
         ),
         slug="research",
-        routers=[router],
+        routers=routers,
         ready_checks={"cache": _cache_ready, "quotas": _quotas_ready},
         lifespan=lifespan,
     )

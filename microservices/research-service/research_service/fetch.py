@@ -20,8 +20,8 @@ from typing import Any
 from harvis_common.http_client import FetchError, SafeHTTPClient
 from harvis_common.ssrf import SSRFBlocked
 
-from .cache import cache_key
 from .providers import normalize_url
+from .store import cache_key
 
 log = logging.getLogger("research.fetch")
 

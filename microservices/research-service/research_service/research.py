@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,10 +10,10 @@ from typing import Any
 
 from harvis_common.llm import LLMClient, ModelPicker
 
-from .cache import cache_key
 from .fetch import Page, PageFetcher
 from .providers import SearchEngine, SearchResult, domain_of
 from .rank import Chunk, best_chunks
+from .store import cache_key
 
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -46,6 +45,10 @@ class Research:
                 continue
             parts.append(f"[{src['index']}] {src['title']} ({src['url']})\n" + "\n…\n".join(texts))
         return "\n\n".join(parts)
+
+    def public_sources(self) -> list[dict[str, Any]]:
+        """The numbered sources as the API answers them (copies)."""
+        return [dict(s) for s in self.sources]
 
 
 class Researcher:
@@ -79,6 +82,30 @@ class Researcher:
         if results:
             await self.cache.set(key, [r.as_dict() for r in results])
         return results, errors
+
+    async def extract(self, results: list[SearchResult]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The results' pages, fetched and extracted: (their contents, why some could not be read)."""
+        extracted: list[dict[str, Any]] = []
+        errors: list[str] = []
+        pages = await self.fetcher.fetch_many([r.url for r in results])
+        for r, page in zip(results, pages, strict=True):
+            if page.ok:
+                extracted.append(
+                    {
+                        "url": r.url,
+                        "final_url": page.final_url,
+                        "title": page.title or r.title,
+                        "content": page.content,
+                        "author": page.author,
+                        "date": page.date,
+                        "sitename": page.sitename,
+                        "description": page.description,
+                        "word_count": len(page.content.split()),
+                    }
+                )
+            else:
+                errors.append(f"{r.url}: {page.error}")
+        return extracted, errors
 
     async def research(self, query: str, max_sources: int, progress: Progress | None = None) -> Research:
         start = time.perf_counter()
@@ -166,10 +193,3 @@ def no_results_answer(query: str) -> str:
         f'I searched the web for "{query}" but found no sources I could use, so I cannot give a '
         "researched answer. Try rephrasing the question or searching again later."
     )
-
-
-_CITE = re.compile(r"\[(\d{1,2})\]")
-
-
-def cited_numbers(text: str) -> list[int]:
-    return sorted({int(n) for n in _CITE.findall(text)})

@@ -213,7 +213,7 @@ def test_fact_check(client: TestClient, kit: InternalAuthKit) -> None:
 
 
 def test_parse_verdict() -> None:
-    from research_service.routes import parse_verdict
+    from research_service.analysis import parse_verdict
 
     assert parse_verdict("VERDICT: Refuted\nCONFIDENCE: 0.9\nANALYSIS: Not visible [1].", True) == (
         "refuted", 0.9, "Not visible [1].")  # fmt: skip

@@ -13,8 +13,8 @@ from research_web import ARTICLES, BOILERPLATE_MARKERS
 from harvis_common.http_client import SafeHTTPClient
 from harvis_common.ssrf import SSRFPolicy
 from harvis_testkit import serve_app
-from research_service.cache import MemoryCache
 from research_service.fetch import PageFetcher
+from research_service.store import MemoryCache
 
 from .conftest import SLOW_S, Background
 

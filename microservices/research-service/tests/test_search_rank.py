@@ -8,7 +8,6 @@ import os
 import aiohttp
 import pytest
 
-from research_service.cache import MemoryCache, RedisCache, cache_key
 from research_service.providers import (
     DDGSProvider,
     SearchEngine,
@@ -21,6 +20,7 @@ from research_service.providers import (
 )
 from research_service.rank import best_chunks, split_text, tokenize
 from research_service.settings import Settings
+from research_service.store import MemoryCache, RedisCache, cache_key
 
 
 def test_normalize_url() -> None:

@@ -1,4 +1,6 @@
-"""A TTL cache of JSON values: Redis when REDIS_URL is set, in-process otherwise."""
+"""research-service's state: a TTL cache of JSON values (search results and extracted pages,
+RESEARCH_CACHE_TTL_S) — Redis when REDIS_URL is set (keys under RESEARCH_REDIS_PREFIX),
+in-process otherwise."""
 
 from __future__ import annotations
 

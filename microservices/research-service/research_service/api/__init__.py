@@ -1,0 +1,1 @@
+"""research-service's HTTP API: its routes, their request models and what they depend on."""

@@ -1,0 +1,59 @@
+"""Request bodies of research-service's routes (the answers are plain JSON objects)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+MAX_QUERY = 2000
+# A query, message or claim: surrounding blanks dropped, and then not empty.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY)]
+
+
+class WebSearchRequest(BaseModel):
+    query: Text
+    max_results: int = Field(default=5, ge=1, le=20)
+    extract_content: bool = False
+
+
+class SourcesRequest(BaseModel):
+    query: Text
+    max_sources: int | None = Field(default=None, ge=1, le=20)
+
+
+class HistoryItem(BaseModel):
+    role: str = Field(max_length=32)
+    content: str | None = Field(default="", max_length=100_000)
+
+
+class ResearchChatRequest(BaseModel):
+    message: Text
+    history: list[HistoryItem] = Field(default_factory=list, max_length=500)
+    model: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=64)
+    enableWebSearch: bool = True
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    # Accepted like /api/chat's, not used here.
+    attachments: list[Any] | None = None
+    text_only: bool | None = None
+    low_vram: bool | None = None
+    tts_engine: str | None = Field(default=None, max_length=100)
+
+
+class FactCheckRequest(BaseModel):
+    claim: Text
+    model: str | None = Field(default=None, max_length=200)
+
+
+class CompareRequest(BaseModel):
+    topics: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(min_length=2, max_length=5)
+    model: str | None = Field(default=None, max_length=200)
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: list[str]) -> list[str]:
+        topics = [t.strip() for t in v if t.strip()]
+        if len(set(t.lower() for t in topics)) < 2:
+            raise ValueError("give at least two different topics")
+        return topics
