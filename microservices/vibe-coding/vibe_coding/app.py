@@ -14,20 +14,14 @@ from fastapi import FastAPI
 from harvis_common.app import create_service_app
 from harvis_common.db import create_pool, ping
 
+from .api.routes import routers
 from .assist import SharedLLMModel
-from .routes import router
 from .sandbox import choose_backend
-from .service import VibeService
+from .sessions import Sessions
 from .settings import Settings
-from .terminal import router as terminal_router
+from .workspace import prepare_root
 
 log = logging.getLogger("harvis.vibe")
-
-
-def prepare_root(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o711)
-    return root.resolve()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,9 +39,9 @@ def create_app(settings: Settings) -> FastAPI:
             host_workspace_dir=settings.vibe_docker_workspace_host_path,
         )
         model = SharedLLMModel(settings)
-        svc = app.state.vibe = VibeService(settings, pool, sandbox, model)
+        sessions = app.state.sessions = Sessions(settings, pool, sandbox, model)
         # Deletions an earlier run left halfway hold sandbox uids: finish them in the background.
-        leftovers = asyncio.create_task(svc.finish_deletions())
+        leftovers = asyncio.create_task(sessions.finish_deletions())
         log.info("vibe-coding started", extra={"backend": sandbox.name, "workspace_dir": str(root)})
         try:
             yield
@@ -55,22 +49,22 @@ def create_app(settings: Settings) -> FastAPI:
             leftovers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await leftovers
-            await svc.close()
+            await sessions.close()
             await pool.close()
 
     async def database_ready() -> str:
-        return await ping(app.state.vibe.pool)
+        return await ping(app.state.sessions.pool)
 
     async def sandbox_ready() -> str:
-        svc: VibeService = app.state.vibe
-        return await svc.sandbox.probe(svc.root / ".probe", svc.probe_uid)
+        sessions: Sessions = app.state.sessions
+        return await sessions.sandbox.probe(sessions.root / ".probe", sessions.probe_uid)
 
     app = create_service_app(
         settings,
         title="Harvis Vibe coding",
         description="Coding sessions with workspaces, sandboxed execution and a terminal.",
         slug="vibe",
-        routers=[router, terminal_router],
+        routers=routers,
         ready_checks={"database": database_ready, "sandbox": sandbox_ready},
         lifespan=lifespan,
     )

@@ -13,7 +13,9 @@ Close codes: 1000 the shell exited; 4408 no input or output for VIBE_TERMINAL_ID
 4410 the terminal reached VIBE_TERMINAL_MAX_LIFETIME_S; 4413 the workspace outgrew
 VIBE_MAX_WORKSPACE_BYTES (the shell is killed); 4404 unknown (or deleted) session;
 1008 the user already has VIBE_MAX_TERMINALS_PER_USER terminals open; 4429 the
-server's sandbox slots are full; 4501 the backend has no terminal.
+server's sandbox slots are full; 4501 the backend has no terminal. The route
+(api/routes/terminal.py) closes with 4404, 1008, 4429 and 4501 before a shell starts; the
+bridge below with the others (4404 there: the session was deleted under the shell).
 """
 
 from __future__ import annotations
@@ -26,20 +28,15 @@ import logging
 import time
 
 import asyncpg
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 
-from .capacity import Refused, Run
-from .sandbox import BwrapSandbox
+from .capacity import Run
 from .sandbox.bwrap import watch_quota
 from .sandbox.pty import PtyShell
-from .service import VibeService
+from .sessions import Sessions
 from .settings import Settings
-from .store import parse_id
 
 log = logging.getLogger("harvis.vibe.terminal")
-router = APIRouter(tags=["vibe-coding"])
-
-CLOSE_REASON_MAX = 120  # a close frame's reason is at most 123 bytes
 
 
 def _size(value: object, default: int, top: int) -> int:
@@ -49,50 +46,20 @@ def _size(value: object, default: int, top: int) -> int:
         return default
 
 
-@router.websocket("/api/vibecoding/container/{session_id}/terminal")
-async def terminal(websocket: WebSocket, session_id: str) -> None:
-    svc: VibeService = websocket.app.state.vibe
-    identity = websocket.scope.get("state", {}).get("identity")
-    await websocket.accept()
-    if identity is None:  # the middleware closes before this; never reached
-        await websocket.close(4401)
-        return
-    sid = parse_id(session_id)
-    if sid is None:
-        await websocket.close(4404, "Session not found")
-        return
-    # Admitted (counted against the user's cap) before the session is looked up, so a
-    # deletion that starts meanwhile finds this terminal and stops it.
-    try:
-        run = svc.capacity.admit(identity.user_id, str(sid), "terminal")
-    except Refused as exc:
-        await websocket.close(1008, exc.message[:CLOSE_REASON_MAX])
-        return
-    with run:
-        row = await svc.store.get(identity.user_id, str(sid))
-        if row is None:
-            await websocket.close(4404, "Session not found")
-            return
-        if not isinstance(svc.sandbox, BwrapSandbox):
-            await websocket.close(4501, f"The {svc.sandbox.name} backend has no terminal")
-            return
-        if not run.take_slot_now():
-            await websocket.close(4429, "Too many sandboxes are running; try again shortly")
-            return
-        await _serve(websocket, svc, row, run)
-
-
-async def _serve(websocket: WebSocket, svc: VibeService, row: asyncpg.Record, run: Run) -> None:
+async def serve(websocket: WebSocket, sessions: Sessions, row: asyncpg.Record, run: Run) -> None:
+    """The session's shell on a pty in its sandbox, bridged to the WebSocket until either ends."""
     sid = str(row["id"])
-    ws = svc.workspace(row)
+    ws = sessions.workspace(row)
     await asyncio.to_thread(ws.ensure)
     params = websocket.query_params
     cols, rows = _size(params.get("cols"), 80, 1000), _size(params.get("rows"), 24, 500)
-    settings = svc.settings
+    settings = sessions.settings
     # The shell's CPU limit and the sandbox's other limits; the wall clock is ours (idle, lifetime).
-    limits = svc.limits(float(settings.vibe_terminal_max_lifetime_s))
-    target = svc.target(row)
-    shell = await PtyShell.start(svc.sandbox, target, limits, cols, rows, settings.vibe_terminal_input_buffer_bytes)
+    limits = sessions.limits(float(settings.vibe_terminal_max_lifetime_s))
+    target = sessions.target(row)
+    shell = await PtyShell.start(
+        sessions.sandbox, target, limits, cols, rows, settings.vibe_terminal_input_buffer_bytes
+    )
     run.on_stop(shell.kill)  # the session is being deleted
     log.info("terminal opened", extra={"session_id": sid})
     quota = limits.workspace_bytes or 0

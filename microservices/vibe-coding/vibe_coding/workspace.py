@@ -25,6 +25,14 @@ MAX_PATH = 1024
 MAX_TREE_ENTRIES = 5000
 
 
+def prepare_root(root: Path) -> Path:
+    """The root of all workspaces (VIBE_WORKSPACE_DIR), made if missing, mode 0711 (others
+    may pass through it, not list it); resolved."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o711)
+    return root.resolve()
+
+
 def disk_usage(root: Path) -> int:
     """What a workspace counts against its limit: each entry's disk blocks (sparse files
     count what they really take), at least 512 bytes per entry (so a flood of empty

@@ -1,7 +1,8 @@
-"""The pieces a request needs, built once at startup: the session store, the
-workspace layout, the sandbox backend and its limits, who may run how many
-sandboxes, the AI-assist model; and deleting a session, which must leave
-nothing running as its uid before the uid goes back to the pool."""
+"""Sessions on this machine, built once at startup (app.py) and reached by the routes
+through api/deps.py: the session store, where each session's workspace is, the uid and
+sandbox target its programs run as and the limits they run under, who may run how many
+sandboxes, the AI-assist model; and deleting a session, which must leave nothing running
+as its uid before the uid goes back to the pool."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -25,8 +25,15 @@ from .workspace import Workspace
 log = logging.getLogger("harvis.vibe")
 MB = 1024 * 1024
 
+# The files a session made with the "hello" template starts with, per language.
+TEMPLATES: dict[str, dict[str, str]] = {
+    "python": {"main.py": 'def main() -> None:\n    print("Hello from Harvis")\n\n\nmain()\n'},
+    "node": {"main.js": 'console.log("Hello from Harvis");\n'},
+    "bash": {"main.sh": '#!/usr/bin/env bash\nset -euo pipefail\necho "Hello from Harvis"\n'},
+}
 
-class VibeService:
+
+class Sessions:
     def __init__(
         self,
         settings: Settings,
@@ -123,6 +130,3 @@ class VibeService:
         close = getattr(self.model, "close", None)
         if close is not None:
             await close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.sandbox.name, "workspace_dir": str(self.root)}
