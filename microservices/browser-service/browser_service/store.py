@@ -1,5 +1,6 @@
-"""Browser sessions: owned by one user, limited per user and in total, closed
-when idle, declared crashed when their Chromium dies (never a hang).
+"""The service's state: the open browser sessions (in memory, one Chromium and one
+profile directory on disk each), owned by one user, limited per user and in total,
+closed when idle, declared crashed when their Chromium dies (never a hang).
 
 Selenium blocks, so every browser call runs in a worker thread of this
 manager's own pool, one call at a time per session (an asyncio lock), with a

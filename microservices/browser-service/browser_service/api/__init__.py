@@ -1,0 +1,1 @@
+"""HTTP API of browser-service: /api/browser/* and /api/screen-analyze."""
