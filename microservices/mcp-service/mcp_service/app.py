@@ -18,12 +18,12 @@ from harvis_common.app import create_service_app
 from harvis_common.http_client import SafeHTTPClient
 from harvis_common.ssrf import SSRFPolicy
 
-from .api import build_router
+from .api.routes import routers
 from .mcp_server import build_mcp
 from .quotas import mcp_quotas
 from .registry import Registry
 from .settings import Settings
-from .tools import files, network, notify, system
+from .tools import archives, files, network, notify, system
 
 
 class Services:
@@ -43,7 +43,7 @@ class Services:
 
 def build_registry(settings: Settings) -> Registry:
     registry = Registry(settings)
-    for family in (network, notify, files, system):
+    for family in (network, notify, files, archives, system):
         family.register(registry)
     return registry
 
@@ -75,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Harvis MCP",
         description="Model Context Protocol server with network, notification and OS tools.",
         slug="mcp",
-        routers=[build_router()],
+        routers=routers,
         ready_checks={"tools": workspace_ready, "quotas": services.quotas.describe},
         lifespan=lifespan,
     )

@@ -47,7 +47,7 @@ class Args(BaseModel):
 class ToolContext:
     identity: Identity
     settings: Settings
-    services: Any  # mcp_service.main.Services: shared clients and state
+    services: Any  # mcp_service.app.Services: shared clients and state
 
     @property
     def workspace(self) -> Path:
@@ -122,6 +122,13 @@ class Registry:
     def enabled(self) -> list[Tool]:
         off = self.disabled
         return [t for t in self.tools.values() if t.category not in off]
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The enabled tools as the REST view lists them."""
+        return [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema, "category": t.category}
+            for t in self.enabled()
+        ]
 
     def get(self, name: str) -> Tool:
         tool = self.tools.get(name)
