@@ -1,6 +1,7 @@
 """Natural language → n8n workflow: retrieve the closest examples, ask the LLM for JSON,
 validate it, ask once more with the problems listed when it is broken, or give up with
-a clear error."""
+a clear error. And the other way round, reviewing a workflow: rule-based suggestions and
+the LLM's."""
 
 from __future__ import annotations
 
@@ -87,6 +88,24 @@ async def build_workflow(
         problems,
         raw[:2000],
     )
+
+
+async def review(llm: Any, model: str, wf: dict[str, Any], similar: list[Match]) -> str:
+    """The LLM's improvement suggestions for `wf`, shown the similar stored workflows."""
+    shots = "\n".join(f"- {m.name}: {m.description} (nodes: {', '.join(m.node_types)})" for m in similar)
+    messages = [
+        {
+            "role": "system",
+            "content": "You review n8n workflows. Give at most 5 short, concrete improvement suggestions"
+            " as a bulleted list.",
+        },
+        {
+            "role": "user",
+            "content": f"Similar stored workflows:\n{shots}\n\nWorkflow to improve:\n{json.dumps(wf)[:12000]}",
+        },
+    ]
+    result = await llm.chat(messages, model, temperature=0.2, max_tokens=400)
+    return result.content.strip()
 
 
 def rule_suggestions(wf: dict[str, Any], similar: list[Match]) -> list[dict[str, Any]]:

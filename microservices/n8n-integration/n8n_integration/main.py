@@ -9,5 +9,4 @@ from harvis_common.config import get_settings
 from .app import create_app
 from .settings import Settings
 
-settings = get_settings(Settings)
-app = create_app(settings)
+app = create_app(get_settings(Settings))

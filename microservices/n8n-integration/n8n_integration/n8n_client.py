@@ -1,6 +1,7 @@
 """A client for n8n's public REST API (`/api/v1`, header `X-N8N-API-KEY`) and its webhooks.
 
-Workflows: list/get/create/update/delete, activate/deactivate. Executions: list/get.
+Workflows: list/get/create/update/delete, activate/deactivate. Executions: list/get,
+and finding the one a webhook call started.
 Running a workflow goes through what n8n publishes for that: its Webhook trigger
 (`POST /webhook/<path>` on an active workflow). Failures raise `N8nError` with the
 HTTP status a route should answer: n8n's 4xx stay 4xx (404 stays 404, a rejected
@@ -14,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,34 @@ class N8nClient:
             return 0, None  # still running: the caller reports the execution as running
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise N8nError(503, f"run workflow: n8n at {self.base_url} is not reachable ({exc})") from exc
+
+    async def find_execution(self, workflow_id: str, since: float, known: set[str]) -> dict[str, Any] | None:
+        """The workflow's latest execution that is not one of `known` and started at `since`
+        (a Unix time) or later, 2 s of clock difference allowed; None when there is none yet."""
+        for ex in await self.list_executions(workflow_id, limit=10):
+            if str(ex.get("id")) in known:
+                continue
+            started = ex.get("startedAt")
+            try:
+                ts = datetime.fromisoformat(str(started).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                ts = since
+            if ts >= since - 2:
+                return ex
+        return None
+
+    async def wait_for_execution(
+        self, workflow_id: str, since: float, known: set[str], wait_s: float
+    ) -> dict[str, Any] | None:
+        """`find_execution`, tried every 0.2 s for up to `wait_s`: the execution record appears
+        once n8n has saved it (right after the webhook answers)."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            ex = await self.find_execution(workflow_id, since, known)
+            if ex is not None:
+                return ex
+            await asyncio.sleep(0.2)
+        return None
 
     async def bootstrap_api_key(self, email: str, password: str) -> str:
         """Provision a public-API key without clicks: owner setup (accepted only while n8n has

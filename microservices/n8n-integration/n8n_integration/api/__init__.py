@@ -1,0 +1,1 @@
+"""The HTTP API: dependencies (deps.py), request bodies (schemas.py), routes."""
