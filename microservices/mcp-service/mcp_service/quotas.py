@@ -25,4 +25,6 @@ def quotas_from(settings: Settings) -> list[Quota]:
 
 def mcp_quotas(settings: Settings) -> Quotas:
     """`await quotas.take("sms", user_id)` before sending."""
-    return Quotas(quotas_from(settings), redis_url=settings.redis_url, prefix=settings.mcp_redis_prefix + "quota:")
+    return Quotas.for_service(
+        quotas_from(settings), redis_url=settings.redis_url, service_prefix=settings.mcp_redis_prefix
+    )
