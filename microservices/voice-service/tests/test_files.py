@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from voice_service.files import URL_PREFIX, AudioStore
+from voice_service.store.files import URL_PREFIX, AudioStore
 
 
 def test_save_and_owner_only(audio_root: Path) -> None:

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from harvis_common.db import create_pool
-from voice_service.jobs import JobQueue
+from voice_service.store.jobs import JobQueue
 
 
 async def queue_on(dsn: str, **kw: Any) -> JobQueue:

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from harvis_common.internal_auth import HEADER, InternalAuthError, InternalVerifier
 from harvis_testkit import BackgroundLoop, InternalAuthKit, serve_app
-from voice_service.app import build_app
+from voice_service.app import create_app
 from voice_service.chat import RESEARCH_PROMPT, SYSTEM_PROMPT, speakable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
@@ -117,7 +117,7 @@ def served(
         voice_research_timeout_s=1.5,
     )
     try:
-        with TestClient(build_app(settings)) as c:
+        with TestClient(create_app(settings)) as c:
             yield c, stubs, fake
     finally:
         bg.run(runner.cleanup())

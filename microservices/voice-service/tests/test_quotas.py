@@ -25,7 +25,7 @@ import pytest
 from conftest import make_settings
 
 from harvis_testkit import InternalAuthKit, app_client, quota_backend
-from voice_service.app import build_app
+from voice_service.app import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fakes"))
 from fake_ollama import FakeOllama
@@ -86,7 +86,7 @@ def make_harness(tmp_path: Path, ollama: str) -> Callable[..., Any]:
             "redis_url": "",
             **overrides,
         }
-        app = build_app(make_settings(tmp_path / uuid.uuid4().hex[:8], **values))
+        app = create_app(make_settings(tmp_path / uuid.uuid4().hex[:8], **values))
         async with app_client(app, "http://127.0.0.1:8002", timeout=120, start_timeout=30) as c:
             yield Harness(c, kit)
 

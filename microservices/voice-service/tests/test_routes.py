@@ -14,7 +14,7 @@ from conftest import SENTENCE, make_settings, tone_wav, transcode, word_error_ra
 from fastapi.testclient import TestClient
 
 from harvis_testkit import InternalAuthKit, create_database_sync, drop_database_sync
-from voice_service.app import build_app
+from voice_service.app import create_app
 
 AUD = "voice-service"
 
@@ -39,7 +39,7 @@ def client(kit: InternalAuthKit, tmp_path_factory: pytest.TempPathFactory) -> It
         core_api_url="http://127.0.0.1:9",
     )
     try:
-        with TestClient(build_app(settings)) as c:
+        with TestClient(create_app(settings)) as c:
             yield c
     finally:
         drop_database_sync(name)
@@ -128,7 +128,7 @@ def test_stt_hostile_input(client: TestClient, kit: InternalAuthKit, speech_wav:
 
 def test_stt_duration_limit(kit: InternalAuthKit, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, internal_auth_public_key=kit.public_key, voice_max_audio_s=2.0)
-    with TestClient(build_app(settings)) as c:
+    with TestClient(create_app(settings)) as c:
         r = c.post("/api/stt", files={"file": ("x.wav", tone_wav(3.0))}, headers=h(kit))
     assert r.status_code == 413 and "2 s" in r.json()["message"]
 

@@ -1,5 +1,5 @@
 """The voice-service app factory: engines, audio store, job queue and workers, wired in a
-lifespan (`voice_service.main` builds the served app from the environment's settings)."""
+lifespan (`voice_service.main:app` is the served instance, built from the environment's settings)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from harvis_common.app import create_service_app
 from harvis_common.core_client import CoreClient
 from harvis_common.db import create_pool, ping
 
+from .api.deps import VoiceState, voice_quotas
+from .api.routes import routers
 from .chat import Conversation
 from .engines import Engines
-from .files import AudioStore
-from .jobs import JobQueue
-from .quotas import voice_quotas
 from .research import WebResearch
-from .routes import VoiceState, job_error_is_final, job_handler, router
 from .settings import Settings
+from .speech import job_error_is_final, job_handler
+from .store.files import AudioStore
+from .store.jobs import JobQueue
 
 log = logging.getLogger("voice.main")
 
@@ -41,7 +42,9 @@ async def _housekeeping(st: VoiceState) -> None:
         await asyncio.sleep(interval)
 
 
-def build_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings` (tests build their own; `main.app` is the served one)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = AudioStore(settings.audio_dir())
@@ -73,8 +76,9 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.db_pool = pool
         tasks = [asyncio.create_task(_housekeeping(st))]
         if queue is not None:
+            handler = job_handler(st.engines, st.store, settings.voice_tts_engine)
             tasks += [
-                asyncio.create_task(queue.run_worker(job_handler(st), job_error_is_final))
+                asyncio.create_task(queue.run_worker(handler, job_error_is_final))
                 for _ in range(settings.voice_job_workers)
             ]
         try:
@@ -121,7 +125,7 @@ def build_app(settings: Settings) -> FastAPI:
         title="Harvis Voice",
         description="Speech-to-text, text-to-speech, voice chat, audio files and TTS jobs.",
         slug="voice",
-        routers=[router],
+        routers=routers,
         ready_checks={"database": database_ready, "engines": engines_ready, "quotas": quotas_ready},
         lifespan=lifespan,
     )

@@ -1,9 +1,11 @@
 """Decoding uploaded audio (whatever browsers record, plus wav/mp3/m4a) with PyAV, and
-writing WAV. Everything here is blocking: call it off the event loop."""
+writing WAV. Decoding and writing are blocking: call them off the event loop."""
 
 from __future__ import annotations
 
 import io
+import math
+import struct
 import wave
 
 import av
@@ -65,6 +67,11 @@ def decode(data: bytes, max_seconds: float) -> np.ndarray:
     return samples
 
 
+def audio_seconds(samples: np.ndarray) -> int:
+    """What decoded audio (16 kHz mono) costs: its length in whole seconds, rounded up."""
+    return max(1, math.ceil(samples.size / SAMPLE_RATE))
+
+
 def wav_bytes(pcm16: bytes, sample_rate: int, channels: int = 1) -> bytes:
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -73,6 +80,18 @@ def wav_bytes(pcm16: bytes, sample_rate: int, channels: int = 1) -> bytes:
         w.setframerate(sample_rate)
         w.writeframes(pcm16)
     return buf.getvalue()
+
+
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """A WAV header for a stream of unknown length (sizes set to the maximum)."""
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )
 
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:

@@ -6,7 +6,7 @@ core-api's gateway (every route but /health and /ready needs X-Internal-Auth).
 
 from harvis_common.config import get_settings
 
-from .app import build_app
+from .app import create_app
 from .settings import Settings
 
-app = build_app(get_settings(Settings))
+app = create_app(get_settings(Settings))

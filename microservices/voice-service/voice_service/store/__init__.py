@@ -1,0 +1,2 @@
+"""Where voice-service keeps state: generated audio files on disk (`files.py`) and the
+durable TTS job queue in PostgreSQL (`jobs.py`, table voice_jobs: `migrations/`)."""
