@@ -3,8 +3,8 @@
 PY ?= python3
 COMPOSE ?= docker compose
 
-.PHONY: dev setup test lint bench up down logs build \
-        build-core build-research build-voice build-browser build-mcp build-n8n build-vibe
+# build-<service> goes through the pattern rule below (a phony target would skip it).
+.PHONY: dev setup test lint bench up down logs build
 
 dev:            ## run every service natively behind nginx on :9000
 	$(PY) scripts/fleet.py dev
@@ -21,8 +21,8 @@ lint:
 bench:          ## gateway throughput and per-service install footprint (see docs/benchmarks.md)
 	$(PY) scripts/fleet.py bench
 
-up:             ## the fleet in Docker (needs a Docker engine and a .env)
-	$(COMPOSE) up -d --build
+up: build       ## the fleet in containers (docker or podman; needs a .env, see README)
+	$(COMPOSE) up -d
 
 down:
 	$(COMPOSE) down
@@ -30,20 +30,10 @@ down:
 logs:
 	$(COMPOSE) logs -f --tail=200
 
-build:
-	$(COMPOSE) build
+# Images: the shared base (microservices/base/Dockerfile) first, then the service(s), with
+# whichever engine is here (scripts/images.py). build-voice VOICE_VARIANT=gpu: the GPU image.
+build:          ## build every image
+	$(PY) scripts/images.py build
 
-build-core:
-	$(COMPOSE) build core-api
-build-research:
-	$(COMPOSE) build research-service
-build-voice:
-	$(COMPOSE) build voice-service
-build-browser:
-	$(COMPOSE) build browser-service
-build-mcp:
-	$(COMPOSE) build mcp-service
-build-n8n:
-	$(COMPOSE) build n8n-integration
-build-vibe:
-	$(COMPOSE) build vibe-coding
+build-%:        ## build one image: build-core, build-research, build-voice, build-browser, build-mcp, build-n8n, build-vibe
+	$(PY) scripts/images.py build $*

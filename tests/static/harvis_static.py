@@ -431,10 +431,17 @@ def dockerfile_path(svc: Service) -> Path:
 
 
 def dockerfile(svc: Service) -> list[Instruction]:
-    """Instructions with continuation lines joined and comments dropped."""
+    return dockerfile_at(dockerfile_path(svc))
+
+
+BASE_DOCKERFILE = MICRO / "base" / "Dockerfile"
+
+
+def dockerfile_at(path: Path) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped (stage -1: before any FROM)."""
     logical: list[str] = []
     current = ""
-    for raw in dockerfile_path(svc).read_text(encoding="utf-8").splitlines():
+    for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if line.startswith("#") or (not line and not current):
             continue

@@ -69,7 +69,12 @@ def test_app_services_are_the_fleet() -> None:
 @pytest.mark.parametrize("svc", SERVICES, ids=ids)
 def test_build_and_image(svc: Service) -> None:
     s = app(svc)
-    assert s["build"] == {"context": "./microservices", "dockerfile": f"{svc.directory}/Dockerfile"}
+    assert s["build"] == {
+        "context": "./microservices",
+        "dockerfile": f"{svc.directory}/Dockerfile",
+        # The shared base (microservices/base/Dockerfile) under the same tag; `make build` makes it first.
+        "args": {"BASE_IMAGE": "harvis/python-base:${HARVIS_VERSION:-dev}"},
+    }
     assert s["image"] == f"harvis/{svc.name}:${{HARVIS_VERSION:-dev}}"
 
 

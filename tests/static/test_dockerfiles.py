@@ -1,24 +1,29 @@
-"""The service Dockerfiles: hadolint-clean, and in agreement with the fleet table."""
+"""The service Dockerfiles: hadolint-clean, built on the one shared base
+(microservices/base/Dockerfile), and in agreement with the fleet table."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
 from fleet_services import HEALTH_PATH
 from harvis_static import (
+    BASE_DOCKERFILE,
     MICRO,
     ROOT,
     SERVICES,
     Service,
     dockerfile,
+    dockerfile_at,
     dockerfile_path,
     exec_form,
     health_urls,
     tool,
 )
 
-BASE_IMAGE = "python:3.11-slim-bookworm"
+PYTHON_IMAGE = "python:3.11-slim-bookworm"
+BASE_IMAGE = "harvis/python-base:dev"
 # Debian packages the services' features need (see each Dockerfile): keep them.
 APT_PACKAGES = {
     "browser-service": {"chromium", "chromium-driver", "tesseract-ocr"},
@@ -41,10 +46,10 @@ def one(instructions, keyword: str) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("svc", SERVICES, ids=ids)
-def test_hadolint(svc: Service) -> None:
+@pytest.mark.parametrize("path", [BASE_DOCKERFILE, *(dockerfile_path(s) for s in SERVICES)], ids=["base", *ids])
+def test_hadolint(path) -> None:
     proc = subprocess.run(
-        [tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), "--no-color", str(dockerfile_path(svc))],
+        [tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), "--no-color", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -52,21 +57,43 @@ def test_hadolint(svc: Service) -> None:
     assert proc.returncode == 0, f"hadolint:\n{proc.stdout}{proc.stderr}"
 
 
+def test_the_shared_base() -> None:
+    """What every image shares is written once: the python image, pip's settings, the
+    non-root user, the empty venv, the pip and probe helpers, the working directory."""
+    base = dockerfile_at(BASE_DOCKERFILE)
+    assert [i.args for i in base if i.keyword == "ARG" and i.stage == -1] == [f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    assert [i.args for i in base if i.keyword == "FROM"] == ["${PYTHON_IMAGE}"]
+    text = " ".join(i.args for i in base)
+    for needed in ("--uid 10001", "venv --without-pip /opt/venv", "PATH=/opt/venv/bin:$PATH", "PIP_NO_CACHE_DIR=1"):
+        assert needed in text, needed
+    assert [i.args for i in base if i.keyword == "WORKDIR"] == ["/app"]
+    pip = (MICRO / "base" / "harvis-pip").read_text(encoding="utf-8")
+    assert "--no-cache-dir" in pip and "/run/secrets/pip_ca" in pip and "HARVIS_ALLOW_HEAVY" in pip
+
+
 @pytest.mark.parametrize("svc", SERVICES, ids=ids)
-def test_multi_stage_on_the_pinned_base(svc: Service) -> None:
-    froms = [i.args.split() for i in dockerfile(svc) if i.keyword == "FROM"]
+def test_multi_stage_on_the_shared_base(svc: Service) -> None:
+    instructions = dockerfile(svc)
+    assert [i.args for i in instructions if i.stage == -1 and i.keyword == "ARG"] == [f"BASE_IMAGE={BASE_IMAGE}"]
+    froms = [i.args.split() for i in instructions if i.keyword == "FROM"]
     assert len(froms) >= 2, "builder stage + runtime stage"
-    assert [f[0] for f in froms] == [BASE_IMAGE] * len(froms), f"every stage FROM {BASE_IMAGE}: {froms}"
+    assert [f[0] for f in froms] == ["${BASE_IMAGE}"] * len(froms), f"every stage FROM the shared base: {froms}"
     assert [w.lower() for w in froms[0][1:]] == ["as", "builder"]
+    assert not [i for i in instructions if i.keyword == "ENV" and re.search(r"(^|\s)PATH=", i.args)], (
+        "the base sets PATH"
+    )
 
 
 @pytest.mark.parametrize("svc", SERVICES, ids=ids)
 def test_builder_installs_requirements_then_common_without_deps(svc: Service) -> None:
     instructions = dockerfile(svc)
     builder = [i for i in instructions if i.stage == 0]
-    runs = [i.args for i in builder if i.keyword == "RUN" and " install " in i.args]
+    runs = [i.args for i in builder if i.keyword == "RUN" and "harvis-pip" in i.args]
+    assert not [i for i in builder if i.keyword == "RUN" and " pip " in f" {i.args} "], "pip goes through harvis-pip"
+    # The build host's CA bundle reaches pip as a secret for that one step, never a layer.
+    assert runs and all(r.startswith("--mount=type=secret,id=pip_ca ") for r in runs), runs
     req = [r for r in runs if "-r " in r]
-    assert req and all("--no-cache-dir" in r for r in runs), runs
+    assert req, runs
     common = [r for r in runs if "common" in r]
     assert common and all("--no-deps" in r for r in common), "harvis_common goes in with --no-deps"
     assert runs.index(req[0]) < runs.index(common[0])
@@ -106,7 +133,7 @@ def test_copy_sources_exist_in_the_build_context(svc: Service) -> None:
 @pytest.mark.parametrize("svc", SERVICES, ids=ids)
 def test_runtime_stage_agrees_with_the_fleet_table(svc: Service) -> None:
     final = final_stage(svc)
-    assert one(final, "WORKDIR") == "/app"
+    assert not [i for i in final if i.keyword == "WORKDIR"], "the base's WORKDIR /app"
     assert one(final, "EXPOSE") == str(svc.port), "EXPOSE must be the fleet table's port"
 
     cmd = exec_form(one(final, "CMD"))
@@ -122,7 +149,7 @@ def test_runtime_stage_agrees_with_the_fleet_table(svc: Service) -> None:
     ], cmd
 
     health = one(final, "HEALTHCHECK")
-    assert "urllib" in health, "slim images have no curl: probe with python's urllib"
+    assert exec_form(health.split(" CMD ", 1)[1])[0] == "harvis-healthcheck", "slim images have no curl"
     assert health_urls(health) == [(svc.port, HEALTH_PATH)], health
 
 

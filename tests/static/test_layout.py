@@ -67,7 +67,7 @@ def test_core_api_image_carries_every_manifest() -> None:
     instructions = dockerfile(core)
     copies = {i.args for i in instructions if i.keyword == "COPY"}
     for svc in BACKENDS:
-        assert f"{svc.directory}/{MANIFEST_FILE} ./manifests/{svc.name}/" in copies, svc.name
+        assert f"{svc.directory}/{MANIFEST_FILE} /app/manifests/{svc.name}/" in copies, svc.name
     assert any(i.keyword == "ENV" and "SERVICE_MANIFESTS_PATH=/app/manifests" in i.args for i in instructions)
 
 
