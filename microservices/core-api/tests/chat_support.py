@@ -1,5 +1,5 @@
 """Fixtures for the chat tests: the fake Ollama (tests/fakes, Ollama's real NDJSON
-wire format) and core-api's auth + chat routers served by a real uvicorn on a
+wire format) and core-api's own routers (api/routes) served by a real uvicorn on a
 free port, so streaming, headers timing and disconnects are the real thing."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import uvicorn
 from conftest import ServiceFactory, bearer, new_user
 from fastapi import FastAPI
 
-from core_api import chat, internal
-from core_api.auth.routes import router as auth_router
-from core_api.chat.api_keys import generate_key
+from core_api.api.routes import routers
+from core_api.app import start_chat, start_internal, stop_chat
+from core_api.chat.key_cipher import generate_key
 from harvis_common.errors import install_error_handlers
 from harvis_common.internal_auth import generate_keypair, load_private_key
 from harvis_testkit import parse_sse
@@ -80,12 +80,11 @@ async def make_chat_server(make_service: ServiceFactory) -> AsyncIterator[ChatSe
         service = await make_service(**values)
         app = FastAPI()
         install_error_handlers(app)
-        app.include_router(auth_router)
-        chat.install(app)
-        internal.install(app)
+        for router in routers:
+            app.include_router(router)
         app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
-        chat.start(app, service.settings, service.pool)
-        internal.start(app, service.settings)
+        start_chat(app, service.settings, service.pool)
+        start_internal(app, service.settings)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
         task = asyncio.ensure_future(server.serve())
@@ -100,7 +99,7 @@ async def make_chat_server(make_service: ServiceFactory) -> AsyncIterator[ChatSe
     for server, task, fake in servers:
         server.should_exit = True
         await task
-        await chat.stop(server.config.app)
+        await stop_chat(server.config.app)
         await fake.stop()
 
 

@@ -19,10 +19,10 @@ import pytest_asyncio
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from core_api.admin.routes import router as admin_router
-from core_api.auth.routes import router as auth_router
+from core_api.api.routes import admin, auth
 from core_api.auth.service import AuthService
 from core_api.settings import Settings
+from core_api.store import users
 from harvis_common.db import migrate
 from harvis_common.errors import install_error_handlers
 from harvis_testkit import create_database, drop_database_sync, run_private
@@ -134,11 +134,11 @@ async def make_service(pool: asyncpg.Pool) -> AsyncIterator[ServiceFactory]:
 
 
 def build_app(service: AuthService) -> FastAPI:
-    """What main.py mounts, without the gateway: error handlers, the auth and admin routers, state."""
+    """What create_app mounts, without the gateway: error handlers, the auth and admin routers, state."""
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(auth_router)
-    app.include_router(admin_router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     app.state.auth, app.state.pool, app.state.redis = service, service.pool, service.redis
     return app
 
@@ -188,6 +188,15 @@ async def signup(client: httpx.AsyncClient, user: dict[str, str] | None = None) 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def set_flags(
+    pool: asyncpg.Pool, email: str, *, is_admin: bool | None = None, is_active: bool | None = None
+) -> None:
+    """Change a user's flags straight in the table, by email (as the admin CLI does)."""
+    user = await users.find_by_email(pool, email)
+    assert user is not None
+    await users.update(pool, user.id, is_admin=is_admin, is_active=is_active)
 
 
 # The chat tests' fixtures (fake Ollama + a real uvicorn serving the chat routers) live in

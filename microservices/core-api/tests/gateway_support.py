@@ -23,9 +23,10 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from core_api.api.routes.health import health_overview_router
 from core_api.auth.context import AuthUser
+from core_api.gateway import Gateway
 from core_api.gateway.openapi import FleetOpenAPI, openapi_router
-from core_api.service_router import Gateway, health_overview_router
 from core_api.settings import Settings
 from harvis_common.app import create_service_app
 from harvis_common.config import ServiceSettings
@@ -173,7 +174,7 @@ def gateway_settings(urls: dict[str, str], **overrides: Any) -> Settings:
 
 
 def gateway_app(settings: Settings, authenticator: Any, kit: InternalAuthKit) -> Gateway:
-    """The gateway wrapped around a FastAPI app, wired like core_api.main does."""
+    """The gateway wrapped around a FastAPI app, wired like core_api.app.create_app does."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 from chat_support import ChatServer, chat_events
-from conftest import ClientFactory, ServiceFactory, bearer, new_user, signup
+from conftest import ClientFactory, ServiceFactory, bearer, new_user, set_flags, signup
 
-from core_api.auth import users
+from core_api.store import users
 
 pytestmark = pytest.mark.asyncio
 
@@ -175,7 +175,7 @@ async def admin_and_user(
     service = await make_service(user_state_cache_s=CACHE_S)
     client = await make_client(service)
     admin_fields, admin_token = await signup(client)
-    await users.set_admin(pool, admin_fields["email"], True)
+    await set_flags(pool, admin_fields["email"], is_admin=True)
     service.user_states.forget_all()
     user_fields, user_token = await signup(client)
     return client, admin_token, user_fields, user_token

@@ -11,9 +11,8 @@ import httpx
 import jwt
 import pytest
 from chat_support import ChatServer
-from conftest import ClientFactory, ServiceFactory, bearer, signup
+from conftest import ClientFactory, ServiceFactory, bearer, set_flags, signup
 
-from core_api.auth import users
 from core_api.auth.service import AuthService
 from core_api.gateway.proxy import Gateway
 from core_api.settings import Settings
@@ -89,12 +88,12 @@ async def test_gateway_signs_the_current_state(make_service: ServiceFactory, mak
         assert identified is not None
         claims = jwt.decode(identified[1], options={"verify_signature": False})
         assert claims["adm"] is False
-        await users.set_admin(service.pool, fields["email"], True)
+        await set_flags(service.pool, fields["email"], is_admin=True)
         await asyncio.sleep(CACHE_S + 0.1)
         identified = await gateway.identify(token, "voice-service", "rid-2")
         assert identified is not None
         assert jwt.decode(identified[1], options={"verify_signature": False})["adm"] is True
-        await users.set_active(service.pool, fields["email"], False)
+        await set_flags(service.pool, fields["email"], is_active=False)
         await asyncio.sleep(CACHE_S + 0.1)
         assert await gateway.identify(token, "voice-service", "rid-3") is None
     finally:

@@ -18,7 +18,7 @@ from chat_support import internal_token as _token
 from conftest import new_user
 from cryptography.exceptions import InvalidTag
 
-from core_api.chat.api_keys import KeyCipher, generate_key
+from core_api.chat.key_cipher import KeyCipher, generate_key
 from harvis_common.internal_auth import HEADER, InternalSigner
 
 # ---------------------------------------------------------------- models
@@ -190,12 +190,6 @@ async def test_internal_history_acts_as_the_tokens_user(chat_server: ChatServer)
 
         # Bob's token cannot touch Alice's session
         bobs = _token("research-service", bob_id)
-        r = await c.post(
-            "/internal/history/messages",
-            json={"session_id": sid, "role": "user", "content": "x"},
-            headers={HEADER: bobs},
-        )
-        assert r.status_code == 404
         assert (await c.get(f"/internal/history/sessions/{sid}/messages", headers={HEADER: bobs})).status_code == 404
         r = await c.post("/internal/history/exchange", json={**body, "session_id": sid}, headers={HEADER: bobs})
         assert r.json()["session_id"] != sid  # a new session of Bob's
@@ -203,8 +197,10 @@ async def test_internal_history_acts_as_the_tokens_user(chat_server: ChatServer)
 
         # a token past its 60 s exp but issued within the window is still accepted
         late = _token("voice-service", alice_id, iat_offset=-120, ttl=60)
-        r = await c.post("/internal/history/sessions", json={"title": "late"}, headers={HEADER: late})
-        assert r.status_code == 200 and r.json()["user_id"] == alice_id
+        r = await c.post(
+            "/internal/history/exchange", json={"user_message": {"content": "late"}}, headers={HEADER: late}
+        )
+        assert r.status_code == 200 and r.json()["session"]["user_id"] == alice_id
 
 
 async def test_internal_history_rejects_bad_tokens(chat_server: ChatServer) -> None:
@@ -214,7 +210,7 @@ async def test_internal_history_rejects_bad_tokens(chat_server: ChatServer) -> N
         bad = bad_internal_tokens(alice_id, alice)
         for label, token in bad.items():
             headers = {HEADER: token} if token else {}
-            r = await c.post("/internal/history/sessions", json={"title": "x"}, headers=headers)
+            r = await c.post("/internal/history/exchange", json={"user_message": {"content": "x"}}, headers=headers)
             assert r.status_code == 401, label
             assert r.json()["message"]
         assert (await c.get("/api/chat-history/sessions", headers=bearer(alice))).json() == []

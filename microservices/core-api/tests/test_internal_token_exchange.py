@@ -40,8 +40,9 @@ async def test_voice_gets_a_research_token_for_the_same_user(chat_server: ChatSe
         with pytest.raises(InternalAuthError, match=r"(?i)audience"):
             InternalVerifier(PUBLIC_KEY, "voice-service").verify(body["token"])
         # research-service can use it for the user's history, like the gateway's own tokens.
-        r = await c.post("/internal/history/sessions", json={"title": "researched"}, headers={HEADER: body["token"]})
-        assert r.status_code == 200 and r.json()["user_id"] == alice_id
+        saved = {"user_message": {"content": "researched"}}
+        r = await c.post("/internal/history/exchange", json=saved, headers={HEADER: body["token"]})
+        assert r.status_code == 200 and r.json()["session"]["user_id"] == alice_id
         # A voice token that outlived its exp (mic-chat transcribing a long recording) still works.
         late = internal_token("voice-service", alice_id, iat_offset=-300)
         assert (await _exchange(c, late, "research-service")).status_code == 200

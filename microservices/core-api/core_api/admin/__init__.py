@@ -1,5 +1,6 @@
-"""Administration: the admin-only HTTP routes (`routes`) and the command line that makes the
-first administrator and manages accounts from the server (`cli`, `python -m core_api.admin`).
+"""Administration from the server: the command line that makes the first administrator and
+manages accounts (`cli`, `python -m core_api.admin`). The admin-only HTTP routes are in
+api/routes/admin.py.
 
 Who is an administrator is the `users.is_admin` column, set by ADMIN_EMAILS at signup or
 login, by the CLI, or by another administrator; every check reads the current value

@@ -25,8 +25,8 @@ import asyncpg
 
 from harvis_common.db import migrate
 
-from ..auth import users
 from ..settings import Settings
+from ..store import users
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 COOKIE_NAME = "access_token"
+# A user's state could not be read (user_state.StateUnavailable): a 503, not a 401 — the token
+# may be fine, and the front end drops its token on a 401. Routes and the gateway say the same.
+AUTH_UNAVAILABLE = "Sign-in is temporarily unavailable, try again in a moment"
+STATE_RETRY_AFTER_S = "2"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
-"""AuthService: the auth layer as one object, built once per process by main.py.
+"""AuthService: the auth layer as one object, built once per process in app.py's lifespan.
 
-The routes use its async flows (signup, login, logout); the gateway uses
-`authenticate`, which is synchronous and answers from memory because it runs
-on every proxied request.
+The routes use its flows (signup, login, logout); the gateway and the routes' caller
+check use `authenticate`, which answers from memory while the user's state is fresh
+because it runs on every proxied request.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ..settings import Settings
-from . import users
+from ..store import users
 from .client_ip import IPNetwork, parse_networks
 from .context import AuthUser
 from .passwords import HasherOverloaded, PasswordHasher

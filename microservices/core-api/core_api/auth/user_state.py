@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from . import users
+from ..store import users
 
 log = logging.getLogger("harvis.auth")
 

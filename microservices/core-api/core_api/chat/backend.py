@@ -1,34 +1,33 @@
 """core-api's handle on the LLM backend: the client, a short-lived model list
-cache, model-name resolution (unknown names fall back to the default) and
-memory figures for `/api/models/memory-pressure`."""
+cache, model-name resolution (unknown names fall back to the default), the model
+list and unloading as `/api/models…` answer them, and memory figures for
+`/api/models/memory-pressure`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
+from typing import Any
 
-from harvis_common.llm import LLMClient, ModelInfo, ModelPicker, client_from_settings
+from harvis_common.llm import LLMClient, LLMError, ModelInfo, ModelPicker, client_from_settings, human_size
 
 from ..settings import Settings
 
 MODELS_TTL_S = 10.0
-
-
-def make_client(settings: Settings) -> LLMClient:
-    return client_from_settings(settings)
+LIST_TIMEOUT_S = 8.0  # the front end shows "Offline Mode" after 10 s
 
 
 @dataclass(slots=True)
 class Resolved:
     model: str
-    requested: str | None
     fallback: bool  # the requested name was unknown (or empty)
 
 
 class LLMBackend:
     def __init__(self, settings: Settings, client: LLMClient | None = None) -> None:
         self.settings = settings
-        self.client = client or make_client(settings)
+        self.client = client or client_from_settings(settings)
         self.picker = ModelPicker(self.client, settings.default_model, MODELS_TTL_S)
 
     @property
@@ -43,10 +42,67 @@ class LLMBackend:
         """The model to use for `requested`: itself when the backend has it, else the
         configured default (`preferred_default` first), else the first listed model."""
         model, fallback = await self.picker.pick(requested, preferred_default)
-        return Resolved(model, requested, fallback)
+        return Resolved(model, fallback)
 
     async def close(self) -> None:
         await self.client.close()
+
+
+# ---------------------------------------------------------------- the model list
+
+
+async def fetch_models(llm: LLMBackend) -> list[ModelInfo]:
+    """The backend's models; raises LLMError, or TimeoutError after LIST_TIMEOUT_S."""
+    return await asyncio.wait_for(llm.models(), LIST_TIMEOUT_S)
+
+
+async def fetch_loaded(llm: LLMBackend) -> list[Any]:
+    """The models the backend holds in memory now; raises LLMError, or TimeoutError."""
+    return await asyncio.wait_for(llm.client.loaded_models(), LIST_TIMEOUT_S)
+
+
+def display_name(name: str) -> str:
+    base, _, tag = name.partition(":")
+    return base if tag in ("", "latest") else f"{base} ({tag})"
+
+
+async def listing(llm: LLMBackend, models: list[ModelInfo]) -> dict[str, Any]:
+    """`/api/models`' answer for `models` (just fetched from `llm`)."""
+    return {
+        "models": [
+            {
+                "name": m.name,
+                "displayName": display_name(m.name),
+                "size": human_size(m.size),
+                "status": "available",
+                # The front end knows the provider as "ollama"; `backend` names the real one.
+                "provider": "ollama",
+                "backend": llm.provider,
+                "family": m.family,
+                "parameter_size": m.parameter_size,
+                "quantization": m.quantization,
+            }
+            for m in models
+        ],
+        "default_model": (await llm.resolve(None)).model if models else None,
+    }
+
+
+async def unload_models(llm: LLMBackend, loaded: list[str], model_type: str) -> tuple[list[str], list[str]]:
+    """Unload the `loaded` models `model_type` names ("all", "llm", "ollama" or one model's
+    name): (unloaded, failed)."""
+    targets = [name for name in loaded if model_type in ("all", "llm", "ollama") or name == model_type]
+    unloaded: list[str] = []
+    failed: list[str] = []
+    for name in targets:
+        try:
+            if await llm.client.unload(name):
+                unloaded.append(name)
+            else:
+                failed.append(name)
+        except LLMError:
+            failed.append(name)
+    return unloaded, failed
 
 
 # ---------------------------------------------------------------- memory

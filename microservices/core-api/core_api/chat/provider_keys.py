@@ -31,12 +31,13 @@ from harvis_common.http_client import VettedResolver
 from harvis_common.llm import ChatChunk, LLMAuthError, LLMError, LLMUnavailable, ModelInfo, OpenAIClient
 from harvis_common.ssrf import SSRFBlocked, SSRFPolicy, check_url
 
+from ..store import api_keys
 from .backend import LLMBackend
 
 if TYPE_CHECKING:
     from aiohttp.abc import ResolveResult
 
-    from .api_keys import KeyCipher
+    from .key_cipher import KeyCipher
 
 # The provider name whose keys an OpenAI-compatible chat backend uses.
 CHAT_KEY_PROVIDER = "openai"
@@ -79,6 +80,14 @@ def key_status(settings: Any, provider: str, is_active: bool) -> tuple[bool, str
     if reason is None and not is_active:
         reason = "This key is inactive (is_active is false): your chats use the server's own backend"
     return reason is None, reason
+
+
+def with_status(settings: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored key (`store.api_keys.key_dict`) as `/api/user/api-keys` lists it."""
+    # `in_use`/`in_use_reason` are ours (the front end reads only the fields above them): a row
+    # stored before the operator changed the chat backend, or switched off, says it isn't used.
+    in_use, reason = key_status(settings, row["provider_name"], row["is_active"])
+    return {**row, "in_use": in_use, "in_use_reason": reason}
 
 
 def url_policy(state: Any) -> SSRFPolicy:
@@ -191,22 +200,17 @@ class UserOpenAIClient(OpenAIClient):
 
 async def active_key(pool: Any, cipher: KeyCipher | None, user_id: int, provider: str) -> tuple[str, str | None] | None:
     """(key, api_url) of the user's active entry for `provider`, or None."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT api_key_encrypted, api_url FROM user_api_keys"
-            " WHERE user_id = $1 AND provider_name = $2 AND is_active",
-            user_id,
-            provider,
-        )
-    if row is None:
+    stored = await api_keys.active(pool, user_id, provider)
+    if stored is None:
         return None
+    blob, url = stored
     if cipher is None:
         raise StoredKeyProblem(
             f"Your stored {provider} key can't be read: API key storage is not configured on this server "
             f"(API_KEY_ENCRYPTION_KEY); delete it under Settings → API keys to use the server's backend"
         )
     try:
-        return cipher.decrypt(user_id, provider, bytes(row["api_key_encrypted"])), row["api_url"]
+        return cipher.decrypt(user_id, provider, blob), url
     except (InvalidTag, ValueError) as exc:
         raise StoredKeyProblem(
             f"Your stored {provider} key can't be read (the server's encryption key changed). {SETTINGS_HINT}."

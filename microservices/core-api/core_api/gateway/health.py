@@ -1,7 +1,8 @@
 """Health of the fleet: every service's `/health`, checked concurrently, plus core-api.
 
 The public `/api/health` says only ok or degraded (issue 14: it listed internal URLs
-and made six upstream calls per request); the per-service view is for admins."""
+and made six upstream calls per request); the per-service view is for admins
+(the routes: api/routes/health.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from harvis_common.app import VERSION
 
-from ..auth.dependencies import Admin
 from .upstream import UpstreamError, UpstreamPool
 
 if TYPE_CHECKING:
@@ -88,26 +86,3 @@ class FleetHealth:
             self._running = asyncio.ensure_future(self.check())
         # Shielded: one caller going away must not cancel the check the others wait for.
         return await asyncio.shield(self._running)
-
-
-def health_overview_router(gateway: Gateway) -> APIRouter:
-    """`GET /api/health` (public: ok or degraded, nothing about the inside, cached) and
-    `GET /api/admin/health` (administrators: every service's status, latency, version, URL)."""
-    router = APIRouter(tags=["health"])
-    health = FleetHealth(gateway, gateway.settings.health_cache_s)
-
-    @router.get("/api/health", summary="Is Harvis up? ok or degraded")
-    async def health_summary() -> JSONResponse:
-        report = await health.cached()
-        # Anyone may ask, so nothing about the inside: no service names, addresses or errors.
-        return JSONResponse({"status": report["status"], "checked_at": report["checked_at"]})
-
-    @router.get(
-        "/api/admin/health",
-        summary="Health of core-api and every service (administrators)",
-        responses={401: {}, 403: {}},
-    )
-    async def health_detailed(_: Admin) -> JSONResponse:
-        return JSONResponse(await health.check())
-
-    return router

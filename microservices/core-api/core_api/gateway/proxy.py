@@ -18,8 +18,7 @@ from harvis_common.internal_auth import InternalSigner
 from harvis_common.logging import request_id_var
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header, send_json_error
 
-from ..auth.context import Authenticator, token_from_headers
-from ..auth.dependencies import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S
+from ..auth.context import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S, Authenticator, token_from_headers
 from ..auth.user_state import StateUnavailable
 from ..settings import Settings
 from .asgi import UNAUTHORIZED, ASGIApp, Message, Receive, Scope, Send, log_access

@@ -14,18 +14,18 @@ A mic-chat or research answer can take longer than the token's 60 s lifetime, so
 here a token is accepted up to `INTERNAL_HISTORY_TOKEN_MAX_AGE_S` (default 900 s)
 after it was issued, instead of until its `exp`. Anything else — no header, a
 bad signature, a token for core-api itself, one older than that — is a 401.
+The routes get the caller from `api.deps.internal_caller`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
 
 import jwt
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException
 
-from harvis_common.internal_auth import ALGORITHM, HEADER, ISSUER, TOKEN_TYPE, Identity, load_private_key
+from harvis_common.internal_auth import ALGORITHM, ISSUER, TOKEN_TYPE, Identity, load_private_key
 
 from ..gateway.routes import SERVICES
 
@@ -73,21 +73,3 @@ class InternalTokenChecker:
             request_id=claims.get("rid"),
         )
         return InternalCaller(str(claims["aud"]), identity)
-
-
-def internal_caller(request: Request) -> InternalCaller:
-    checker: InternalTokenChecker | None = getattr(request.app.state, "internal_checker", None)
-    if checker is None:
-        raise HTTPException(401, UNAUTHORIZED)
-    caller = checker.verify(request.headers.get(HEADER))
-    request.scope.setdefault("state", {})["user_id"] = caller.identity.user_id
-    request.scope["state"]["internal_caller"] = caller.service
-    return caller
-
-
-def internal_identity(request: Request) -> Identity:
-    return internal_caller(request).identity
-
-
-Caller = Annotated[InternalCaller, Depends(internal_caller)]
-CallerIdentity = Annotated[Identity, Depends(internal_identity)]

@@ -10,21 +10,13 @@ for the new audience.
 What is allowed is a fixed delegation policy, not a setting: a caller may ask only
 for the audiences listed for it (least privilege — a compromised research-service
 cannot turn a user's token into one for the sandbox or the browser). An audience
-that is no service at all is a 422; a real one outside the policy is a 403.
+that is no service at all is a 422; a real one outside the policy is a 403 (the route:
+api/routes/internal.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
-
-from harvis_common.internal_auth import InternalSigner
-
-from .callers import AUDIENCES, Caller
-
-router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
+from harvis_common.internal_auth import Identity, InternalSigner
 
 # calling service -> the services it may act at for its user
 DELEGATIONS: dict[str, frozenset[str]] = {
@@ -32,28 +24,17 @@ DELEGATIONS: dict[str, frozenset[str]] = {
 }
 
 
-class TokenRequest(BaseModel):
-    audience: str = Field(min_length=1, max_length=100)
-
-
 def may_delegate(caller: str, audience: str) -> bool:
     return audience in DELEGATIONS.get(caller, frozenset())
 
 
-@router.post("/token")
-async def exchange_token(body: TokenRequest, caller: Caller, request: Request) -> dict[str, Any]:
-    if body.audience not in AUDIENCES:
-        raise HTTPException(422, f"Unknown audience {body.audience!r}: expected one of {', '.join(AUDIENCES)}")
-    if not may_delegate(caller.service, body.audience):
-        raise HTTPException(403, f"{caller.service} may not act at {body.audience}")
-    signer: InternalSigner = request.app.state.internal_signer
-    who = caller.identity
-    token = signer.sign(
-        body.audience,
+def sign_for(signer: InternalSigner, who: Identity, audience: str) -> str:
+    """The same identity (user, admin flag, request id), signed for `audience`."""
+    return signer.sign(
+        audience,
         user_id=who.user_id,
         email=who.email,
         username=who.username,
         is_admin=who.is_admin,
         request_id=who.request_id,
     )
-    return {"token": token, "audience": body.audience, "token_type": "internal", "expires_in": signer.ttl_s}

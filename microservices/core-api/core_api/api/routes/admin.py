@@ -1,5 +1,5 @@
 """`/api/admin/users…`: administrators list, disable, re-enable, promote, demote and delete
-accounts. (`/api/admin/health` lives with the gateway, whose services it checks.)
+accounts. (`/api/admin/health` is in health.py, with the public fleet health.)
 
 A change made here counts on this replica at once (the user's cached state is
 dropped) and on the others within USER_STATE_CACHE_S. An administrator cannot
@@ -13,13 +13,12 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict
 
-from ..auth import users
-from ..auth.body_limit import BoundedBodyRoute
-from ..auth.dependencies import Admin
-from ..auth.routes import Service
-from ..query_bounds import Offset, UserId
+from ...query_bounds import Offset, UserId
+from ...store import users
+from ..body_limit import BoundedBodyRoute
+from ..deps import Admin, Service
+from ..schemas import UserUpdate
 
 log = logging.getLogger("harvis.admin")
 
@@ -27,13 +26,6 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=BoundedBodyR
 
 NOT_FOUND = "User not found"
 NOT_YOURSELF = "You cannot disable, demote or delete your own account; another administrator (or the CLI) can"
-
-
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    is_active: bool | None = None
-    is_admin: bool | None = None
 
 
 @router.get("/users", responses={401: {}, 403: {}})

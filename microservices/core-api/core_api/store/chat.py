@@ -20,8 +20,6 @@ SESSION_COLUMNS = "id, user_id, title, created_at, updated_at, last_message_at, 
 MESSAGE_COLUMNS = "id, session_id, user_id, role, content, reasoning, model_used, input_type, metadata, created_at"
 TITLE_MAX = 200
 DEFAULT_TITLE = "New Chat"
-INPUT_TYPES = ("text", "voice", "screen")
-ROLES = ("user", "assistant", "system")
 
 _CODE_BLOCK = re.compile(r"```([A-Za-z0-9_+.#-]*)[^\n]*\n(.*?)```", re.S)
 

@@ -7,13 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from . import users
-from .body_limit import BoundedBodyRoute
-from .client_ip import client_ip
-from .context import COOKIE_NAME, AuthUser
-from .dependencies import CREDENTIALS_ERROR, admin_only, auth_service, current_user, request_token
-from .schemas import LoginRequest, LogoutResponse, MeResponse, SignupRequest, TokenResponse
-from .service import AccountDisabled, AuthService, DuplicateUser, HasherOverloaded, InvalidCredentials, RateLimited
+from ...auth.context import COOKIE_NAME, AuthUser
+from ...auth.service import (
+    AccountDisabled,
+    AuthService,
+    DuplicateUser,
+    HasherOverloaded,
+    InvalidCredentials,
+    RateLimited,
+)
+from ...store import users
+from ..body_limit import BoundedBodyRoute
+from ..deps import CREDENTIALS_ERROR, Caller, Service, admin_only, caller_ip, request_token
+from ..schemas import LoginRequest, LogoutResponse, MeResponse, SignupRequest, TokenResponse
 
 DUPLICATE_USER = "User with this email or username already exists"
 BAD_CREDENTIALS = "Incorrect email or password"
@@ -25,14 +31,7 @@ STATS_ADMIN_ONLY = "Fleet-wide auth statistics need an administrator account"
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=BoundedBodyRoute)
 
-Service = Annotated[AuthService, Depends(auth_service)]
-Caller = Annotated[AuthUser, Depends(current_user)]
 StatsAdmin = Annotated[AuthUser, Depends(admin_only(STATS_ADMIN_ONLY))]
-
-
-def caller_ip(request: Request, auth: AuthService) -> str:
-    peer = request.client.host if request.client else None
-    return client_ip(peer, request.headers.get("x-real-ip"), auth.trusted_proxies)
 
 
 def _busy(exc: HasherOverloaded) -> HTTPException:

@@ -3,53 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, HTTPException, Query
 
-from ..auth.context import AuthUser
-from ..auth.dependencies import current_user
-from ..pg_input import JsonObject, PgText
-from ..query_bounds import Offset
-from .store import TITLE_MAX, ChatStore, NewMessage
+from ...pg_input import PgText
+from ...query_bounds import Offset
+from ...store.chat import NewMessage
+from ..deps import Caller, Store
+from ..schemas import MessageCreate, SessionCreate, TitleUpdate
 
 router = APIRouter(prefix="/api/chat-history", tags=["chat-history"])
 artifacts_router = APIRouter(tags=["artifacts"])
 
-User = Annotated[AuthUser, Depends(current_user)]
 NOT_FOUND = "Chat session not found"
-
-
-def store_of(request: Request) -> ChatStore:
-    return request.app.state.chat_store
-
-
-Store = Annotated[ChatStore, Depends(store_of)]
-
-
-class SessionCreate(BaseModel):
-    title: PgText = Field(default="New Chat", min_length=1, max_length=TITLE_MAX)
-    model_used: PgText | None = Field(default=None, max_length=200)
-
-
-class TitleUpdate(BaseModel):
-    title: PgText = Field(min_length=1, max_length=TITLE_MAX)
-
-
-class MessageCreate(BaseModel):
-    session_id: str = Field(max_length=64)
-    role: Literal["user", "assistant", "system"]
-    content: PgText = Field(max_length=100_000)
-    reasoning: PgText | None = Field(default=None, max_length=100_000)
-    model_used: PgText | None = Field(default=None, max_length=200)
-    input_type: Literal["text", "voice", "screen"] = "text"
-    metadata: JsonObject | None = None
 
 
 @router.get("/sessions")
 async def list_sessions(
-    user: User,
+    user: Caller,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
@@ -58,14 +30,14 @@ async def list_sessions(
 
 
 @router.post("/sessions")
-async def create_session(body: SessionCreate, user: User, store: Store) -> dict[str, Any]:
+async def create_session(body: SessionCreate, user: Caller, store: Store) -> dict[str, Any]:
     return await store.create_session(user.id, body.title.strip() or "New Chat", body.model_used)
 
 
 @router.get("/sessions/{session_id}")
 async def get_session(
     session_id: str,
-    user: User,
+    user: Caller,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
@@ -78,7 +50,7 @@ async def get_session(
 
 
 @router.put("/sessions/{session_id}/title")
-async def rename_session(session_id: str, body: TitleUpdate, user: User, store: Store) -> dict[str, Any]:
+async def rename_session(session_id: str, body: TitleUpdate, user: Caller, store: Store) -> dict[str, Any]:
     session = await store.rename(user.id, session_id, body.title.strip() or "New Chat")
     if session is None:
         raise HTTPException(404, NOT_FOUND)
@@ -86,14 +58,14 @@ async def rename_session(session_id: str, body: TitleUpdate, user: User, store: 
 
 
 @router.delete("/sessions/{session_id}")
-async def delete_session(session_id: str, user: User, store: Store) -> dict[str, Any]:
+async def delete_session(session_id: str, user: Caller, store: Store) -> dict[str, Any]:
     if not await store.delete_session(user.id, session_id):
         raise HTTPException(404, NOT_FOUND)
     return {"success": True, "session_id": session_id, "message": "Session deleted"}
 
 
 @router.delete("/sessions/{session_id}/messages")
-async def clear_messages(session_id: str, user: User, store: Store) -> dict[str, Any]:
+async def clear_messages(session_id: str, user: Caller, store: Store) -> dict[str, Any]:
     deleted = await store.clear_messages(user.id, session_id)
     if deleted is None:
         raise HTTPException(404, NOT_FOUND)
@@ -101,7 +73,7 @@ async def clear_messages(session_id: str, user: User, store: Store) -> dict[str,
 
 
 @router.post("/messages")
-async def add_message(body: MessageCreate, user: User, store: Store) -> dict[str, Any]:
+async def add_message(body: MessageCreate, user: Caller, store: Store) -> dict[str, Any]:
     saved = await store.add_messages(
         user.id,
         body.session_id,
@@ -116,7 +88,7 @@ async def add_message(body: MessageCreate, user: User, store: Store) -> dict[str
 
 @router.get("/search")
 async def search(
-    user: User,
+    user: Caller,
     store: Store,
     query: Annotated[PgText, Query(min_length=1, max_length=500)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -128,10 +100,12 @@ async def search(
 
 
 @router.get("/stats")
-async def stats(user: User, store: Store) -> dict[str, Any]:
+async def stats(user: Caller, store: Store) -> dict[str, Any]:
     return await store.stats(user.id)
 
 
 @artifacts_router.get("/api/artifacts/")
-async def list_artifacts(user: User, store: Store, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+async def list_artifacts(
+    user: Caller, store: Store, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> dict[str, Any]:
     return {"artifacts": await store.artifacts(user.id, limit)}

@@ -1,4 +1,5 @@
-"""POST /api/chat and /api/vision-chat: SSE per the contract.
+"""One chat turn as Server-Sent Events: what POST /api/chat and /api/vision-chat stream
+(api/routes/chat.py), per the contract.
 
 Order of events: headers and `starting` at once (before the database or the
 model is touched: the front end's bridge re-POSTs after 30 s without headers);
@@ -16,126 +17,31 @@ missing or someone else's starts a new session (its id is in `complete`).
 The backend is the user's own when they stored an API key this server can use
 (`provider_keys.py`: their key, maybe their URL), else the server's; a problem with their
 key or URL is the turn's `error` event naming it.
-
-Each turn counts against the user's `CHAT_TURNS_PER_HOUR` (`quotas.py`) once the
-request is valid and before the stream starts: over it, a JSON 429 + `Retry-After`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, field_validator
+from typing import TYPE_CHECKING, Any
 
 from harvis_common.diagnostics import sse_event
 from harvis_common.llm import LLMError
-from harvis_common.quotas import QUOTA_RESPONSES, charge
 
 from ..auth.context import AuthUser
-from ..auth.dependencies import current_user
-from ..pg_input import PgText
+from ..store.chat import ChatStore, NewMessage, parse_session_id, title_from
 from .backend import LLMBackend
-from .provider_keys import backend_for
-from .quotas import CHAT_TURNS
-from .sse import HEARTBEAT, SSEResponse
-from .store import ChatStore, NewMessage, parse_session_id, title_from
+from .sse import HEARTBEAT
+
+if TYPE_CHECKING:
+    from ..api.schemas import ChatRequest
 
 log = logging.getLogger("harvis.chat")
 
-router = APIRouter(tags=["chat"])
-
-MAX_MESSAGE_CHARS = 100_000
-MAX_IMAGES = 8
-MAX_IMAGE_B64_CHARS = 20 * 1024 * 1024
-
-
-class HistoryItem(BaseModel):
-    # Lenient: the front end's history may carry other roles or null content; only
-    # user/assistant turns are sent to the model.
-    role: str = Field(max_length=32)
-    content: str | None = Field(default="", max_length=MAX_MESSAGE_CHARS)
-
-
-class ChatRequest(BaseModel):
-    message: PgText = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    history: list[HistoryItem] = Field(default_factory=list, max_length=500)
-    model: str | None = Field(default=None, max_length=200)
-    session_id: str | None = Field(default=None, max_length=64)
-    attachments: list[Any] | None = None  # accepted, not used
-    text_only: bool | None = None
-    low_vram: bool | None = None
-    tts_engine: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must not be empty")
-        return value
-
-
-class VisionChatRequest(ChatRequest):
-    images: list[str] = Field(min_length=1, max_length=MAX_IMAGES)
-    message: PgText = Field(default="Describe this image.", max_length=MAX_MESSAGE_CHARS)
-
-    @field_validator("images")
-    @classmethod
-    def _base64(cls, images: list[str]) -> list[str]:
-        out = []
-        for i, image in enumerate(images):
-            raw = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
-            raw = "".join(raw.split())
-            if not raw or len(raw) > MAX_IMAGE_B64_CHARS:
-                raise ValueError(f"image {i}: empty or larger than 15 MB")
-            try:
-                base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ValueError(f"image {i}: not valid base64") from exc
-            out.append(raw)
-        return out
-
-
+# How to find a user's backend: (their own key's or the server's, whether it is theirs).
 BackendFor = Callable[[int], Awaitable[tuple[LLMBackend, bool]]]
-
-
-def chat_state(request: Request) -> tuple[ChatStore, BackendFor, set[asyncio.Task[Any]]]:
-    """The store, how to find a user's backend (their own key's, or the server's), and the
-    background tasks."""
-    state = request.app.state
-    return state.chat_store, functools.partial(backend_for, state), state.background_tasks
-
-
-User = Annotated[AuthUser, Depends(current_user)]
-
-
-@router.post("/api/chat", responses=QUOTA_RESPONSES)
-async def chat(body: ChatRequest, user: User, request: Request) -> SSEResponse:
-    # The turn is counted before the stream starts, so over the quota is a JSON 429, not an SSE error.
-    await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)
-    store, backends, tasks = chat_state(request)
-    settings = request.app.state.chat_settings
-    return SSEResponse(
-        chat_events(store, backends, tasks, settings, user, body, images=None, preferred=settings.default_model)
-    )
-
-
-@router.post("/api/vision-chat", responses=QUOTA_RESPONSES)
-async def vision_chat(body: VisionChatRequest, user: User, request: Request) -> SSEResponse:
-    await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)  # one quota with /api/chat
-    store, backends, tasks = chat_state(request)
-    settings = request.app.state.chat_settings
-    return SSEResponse(
-        chat_events(store, backends, tasks, settings, user, body, images=body.images, preferred=settings.vision_model)
-    )
 
 
 def _context(settings: Any, history: list[dict[str, str]]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The `users` table: the queries the auth layer needs, nothing more."""
+"""The `users` table: the queries the auth layer, the admin routes and the admin CLI need."""
 
 from __future__ import annotations
 
@@ -117,16 +117,6 @@ async def update(
         is_active,
     )
     return _user(row)
-
-
-async def set_admin(pool: asyncpg.Pool, email: str, value: bool) -> User | None:
-    user = await find_by_email(pool, email)
-    return await update(pool, user.id, is_admin=value) if user else None
-
-
-async def set_active(pool: asyncpg.Pool, email: str, value: bool) -> User | None:
-    user = await find_by_email(pool, email)
-    return await update(pool, user.id, is_active=value) if user else None
 
 
 async def delete(pool: asyncpg.Pool, user_id: int) -> bool:

@@ -1,0 +1,16 @@
+"""core-api's own routes, one module per area. `routers` is what app.py includes, in this
+order; the health routes (health.py) are made for the gateway, and the fleet's OpenAPI
+document and docs page are the gateway's (gateway/openapi.py)."""
+
+from . import admin, api_keys, auth, chat, history, internal, models
+
+routers = [
+    auth.router,
+    admin.router,
+    chat.router,
+    history.router,
+    history.artifacts_router,
+    models.router,
+    api_keys.router,
+    internal.router,
+]

@@ -1,0 +1,40 @@
+"""POST /api/chat and /api/vision-chat: a chat turn streamed as SSE per the contract (the
+events and their order: chat/turn.py).
+
+Each turn counts against the user's `CHAT_TURNS_PER_HOUR` (`chat/quotas.py`) once the
+request is valid and before the stream starts: over it, a JSON 429 + `Retry-After`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from harvis_common.quotas import QUOTA_RESPONSES
+
+from ...chat.sse import SSEResponse
+from ...chat.turn import chat_events
+from ..deps import Caller, charge_chat_turn, chat_settings, chat_state
+from ..schemas import ChatRequest, VisionChatRequest
+
+router = APIRouter(tags=["chat"])
+
+
+@router.post("/api/chat", responses=QUOTA_RESPONSES)
+async def chat(body: ChatRequest, user: Caller, request: Request) -> SSEResponse:
+    # The turn is counted before the stream starts, so over the quota is a JSON 429, not an SSE error.
+    await charge_chat_turn(request, user)
+    store, backends, tasks = chat_state(request)
+    settings = chat_settings(request)
+    return SSEResponse(
+        chat_events(store, backends, tasks, settings, user, body, images=None, preferred=settings.default_model)
+    )
+
+
+@router.post("/api/vision-chat", responses=QUOTA_RESPONSES)
+async def vision_chat(body: VisionChatRequest, user: Caller, request: Request) -> SSEResponse:
+    await charge_chat_turn(request, user)  # one quota with /api/chat
+    store, backends, tasks = chat_state(request)
+    settings = chat_settings(request)
+    return SSEResponse(
+        chat_events(store, backends, tasks, settings, user, body, images=body.images, preferred=settings.vision_model)
+    )
