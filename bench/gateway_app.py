@@ -24,7 +24,8 @@ from fastapi import FastAPI
 
 from core_api.auth.context import AuthUser
 from core_api.auth.tokens import TokenCodec, TokenError, VerifiedTokenCache
-from core_api.service_router import Gateway, health_overview_router
+from core_api.api.routes.health import health_overview_router
+from core_api.gateway import Gateway
 from core_api.settings import Settings
 from harvis_common.config import get_settings
 from harvis_common.internal_auth import InternalSigner, generate_keypair

@@ -252,6 +252,6 @@ def test_errors_are_json_with_message(client: httpx.Client, user: User, fake_oll
 
 
 def test_internal_history_is_not_reachable_through_nginx(client: httpx.Client, user: User) -> None:
-    r = client.post("/internal/history/sessions", json={"title": "x"}, headers=user.bearer)
+    r = client.post("/internal/history/exchange", json={"title": "x"}, headers=user.bearer)
     assert r.status_code != 200 and r.status_code >= 400
-    assert client.post("/api/internal/history/sessions", json={"title": "x"}, headers=user.bearer).status_code == 404
+    assert client.post("/api/internal/history/exchange", json={"title": "x"}, headers=user.bearer).status_code == 404

@@ -146,7 +146,7 @@ def test_service_ports_refuse_requests_without_a_valid_internal_header(user: Use
 def test_internal_api_is_not_reachable_through_nginx(client: httpx.Client, user: User) -> None:
     """core-api's /internal/… (history, token exchange) trusts forwarded service tokens: from
     outside, through nginx :9000, it must not answer at all, whatever the spelling."""
-    for path in ("/internal/token", "/internal/history/sessions", "/api/../internal/token", "/%69nternal/token",
+    for path in ("/internal/token", "/internal/history/exchange", "/api/../internal/token", "/%69nternal/token",
                  "/api/%2e%2e/internal/token", "//internal/token"):  # fmt: skip
         r = client.post(path, json={"audience": "research-service"}, headers=user.bearer)
         assert "token" not in r.text and "session" not in r.text.lower(), (path, r.status_code, r.text[:200])
