@@ -18,18 +18,17 @@ from ..schemas import CompareRequest, FactCheckRequest
 router = APIRouter(tags=["research"])
 
 
+def _limits(request: Request) -> dict[str, Any]:
+    """How many sources and answer tokens a fact-check or comparison may use."""
+    config = settings_of(request)
+    return {"max_sources": config.research_max_sources, "max_tokens": config.chat_max_tokens or None}
+
+
 @router.post("/api/fact-check", responses=QUOTA_RESPONSES)
 async def fact_check(body: FactCheckRequest, identity: Caller, request: Request) -> dict[str, Any]:
     await charge_turns(request, identity)
-    config = settings_of(request)
     try:
-        checked = await check_claim(
-            researcher_of(request),
-            body.claim,
-            body.model,
-            max_sources=config.research_max_sources,
-            max_tokens=config.chat_max_tokens or None,
-        )
+        checked = await check_claim(researcher_of(request), body.claim, body.model, **_limits(request))
     except LLMError as exc:
         raise llm_error(exc) from exc
     return {
@@ -46,15 +45,8 @@ async def fact_check(body: FactCheckRequest, identity: Caller, request: Request)
 @router.post("/api/comparative-research", responses=QUOTA_RESPONSES)
 async def comparative_research(body: CompareRequest, identity: Caller, request: Request) -> dict[str, Any]:
     await charge_turns(request, identity, len(body.topics))  # each topic is researched on its own
-    config = settings_of(request)
     try:
-        comparison = await compare_topics(
-            researcher_of(request),
-            body.topics,
-            body.model,
-            max_sources=config.research_max_sources,
-            max_tokens=config.chat_max_tokens or None,
-        )
+        comparison = await compare_topics(researcher_of(request), body.topics, body.model, **_limits(request))
     except LLMError as exc:
         raise llm_error(exc) from exc
     return {
