@@ -188,11 +188,6 @@ class N8nClient:
         body.setdefault("settings", {})
         return await self._call("POST", "/api/v1/workflows", body=body, what="create workflow")
 
-    async def update_workflow(self, workflow_id: str, wf: dict[str, Any]) -> dict[str, Any]:
-        body = {k: wf[k] for k in WORKFLOW_FIELDS if k in wf}
-        body.setdefault("settings", {})
-        return await self._call("PUT", f"/api/v1/workflows/{workflow_id}", body=body, what="update workflow")
-
     async def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
         return await self._call("DELETE", f"/api/v1/workflows/{workflow_id}", what="delete workflow")
 

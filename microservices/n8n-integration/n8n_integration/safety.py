@@ -71,7 +71,6 @@ for _t in SCHEDULE_TYPES:
 
 CODE_PARAMETERS = ("jsCode", "pythonCode", "functionCode")
 WAIT_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
-ALLOWED_SETTINGS = ("executionOrder", "timezone")
 
 # Names that lead out of the expression sandbox or read instance-wide data. Matched as whole
 # identifiers (`$json.processed` is fine, `$json.process` is not: a rare false positive).
