@@ -29,6 +29,7 @@ from harvis_common.ssrf import SSRFPolicy
 
 from .api.routes import routers
 from .api.routes.health import health_overview_router
+from .artifacts.service import Artifacts
 from .auth.service import AuthService
 from .chat.backend import LLMBackend
 from .chat.key_cipher import KeyCipher
@@ -58,13 +59,17 @@ def _require_secrets(s: Settings) -> None:
 
 
 def start_chat(app: FastAPI, settings: Settings, pool: asyncpg.Pool) -> None:
-    """The chat's objects on app.state (api/deps.py reads them)."""
+    """The chat's objects on app.state (api/deps.py reads them), with the artifacts' (chat makes
+    them too) and their rendering worker, started here."""
     state: Any = app.state
     state.chat_settings = settings
     state.chat_store = ChatStore(pool)
     state.llm = LLMBackend(settings)
     state.background_tasks = set()
     state.chat_quotas = chat_quotas(settings)
+    # Artifacts (POST /api/artifacts, and the files chat makes): the store and the rendering worker.
+    state.artifacts = Artifacts(pool, settings)
+    state.artifacts.start()
     # Users' own api_url (chat/provider_keys.py): only the public internet, as for research and the browser.
     state.provider_url_policy = SSRFPolicy()
     state.key_cipher = KeyCipher(settings.api_key_encryption_key) if settings.api_key_encryption_key else None
@@ -82,6 +87,9 @@ async def stop_chat(app: FastAPI) -> None:
     if tasks:  # partial answers still being saved
         with contextlib.suppress(Exception):
             await asyncio.wait(tasks, timeout=5)
+    artifacts = getattr(state, "artifacts", None)
+    if artifacts is not None:
+        await artifacts.stop()
     llm = getattr(state, "llm", None)
     if llm is not None:
         await llm.close()

@@ -83,6 +83,17 @@ class Settings(ServiceSettings, LLMSettings):
     # internal API (/internal/history/…, /internal/token): mic-chat and research outlive its 60 s TTL.
     internal_history_token_max_age_s: int = Field(default=900, ge=10, le=3600)
 
+    # Artifacts (core_api/artifacts/). Ask the model for an `artifact` block when a file is wanted
+    # (the instructions follow CHAT_SYSTEM_PROMPT) and make the artifact from it.
+    chat_artifacts: bool = True
+    # Each user's artifacts (files and specs) together; past it new ones are refused (413).
+    artifact_storage_quota_mb: int = Field(default=200, ge=1, le=100_000)
+    # Artifacts are deleted this many days after they were made (0: kept until deleted).
+    artifact_ttl_days: int = Field(default=30, ge=0, le=3650)
+    # Renders at once per replica (threads); a render longer than the timeout is failed.
+    artifact_render_workers: int = Field(default=2, ge=1, le=16)
+    artifact_render_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
     @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())

@@ -15,6 +15,7 @@ from harvis_common.internal_auth import HEADER, Identity
 from harvis_common.llm import LLMError, LLMTimeout, LLMUnavailable, ModelInfo
 from harvis_common.quotas import charge
 
+from ..artifacts.service import Artifacts
 from ..auth.client_ip import client_ip
 from ..auth.context import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S, Authenticator, AuthUser, token_from_headers
 from ..auth.service import AuthService
@@ -155,3 +156,13 @@ async def backend_models(llm: LLMBackend) -> list[ModelInfo]:
         return await fetch_models(llm)
     except (LLMError, TimeoutError) as exc:
         raise backend_error(exc) from exc
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def artifacts(request: Request) -> Artifacts:
+    return request.app.state.artifacts
+
+
+ArtifactsDep = Annotated[Artifacts, Depends(artifacts)]

@@ -14,6 +14,12 @@ user's message is already saved, and the partial answer, if any, is saved as
 an assistant message with `metadata.interrupted = true`. A session id that is
 missing or someone else's starts a new session (its id is in `complete`).
 
+An answer holding an `artifact` block (artifacts/convention.py; the system prompt asks for one
+when the user wants a file) makes that artifact: its row is created (`generating`) before the
+answer is saved, `complete` carries `artifact` ({id, type, title, status, download_url,
+preview_url, both spellings}) and the assistant message keeps it in `metadata.artifact`; the
+worker renders it. A block that can't be made is `artifact_error` in both instead.
+
 The backend is the user's own when they stored an API key this server can use
 (`provider_keys.py`: their key, maybe their URL), else the server's; a problem with their
 key or URL is the turn's `error` event naming it.
@@ -30,7 +36,10 @@ from typing import TYPE_CHECKING, Any
 from harvis_common.diagnostics import sse_event
 from harvis_common.llm import LLMError
 
+from ..artifacts.convention import find_block, system_prompt
+from ..artifacts.service import Artifacts
 from ..auth.context import AuthUser
+from ..store.artifacts import QuotaExceeded, summary
 from ..store.chat import ChatStore, NewMessage, parse_session_id, title_from
 from .backend import LLMBackend
 from .sse import HEARTBEAT
@@ -44,10 +53,11 @@ log = logging.getLogger("harvis.chat")
 BackendFor = Callable[[int], Awaitable[tuple[LLMBackend, bool]]]
 
 
-def _context(settings: Any, history: list[dict[str, str]]) -> list[dict[str, Any]]:
+def _context(settings: Any, history: list[dict[str, str]], artifacts: bool) -> list[dict[str, Any]]:
     limit = settings.chat_history_limit
     recent = history[-limit:] if limit else []
-    system = [{"role": "system", "content": settings.chat_system_prompt}] if settings.chat_system_prompt else []
+    prompt = system_prompt(settings.chat_system_prompt) if artifacts else settings.chat_system_prompt
+    system = [{"role": "system", "content": prompt}] if prompt else []
     return system + [{"role": h["role"], "content": h["content"]} for h in recent]
 
 
@@ -61,6 +71,7 @@ async def chat_events(
     *,
     images: list[str] | None,
     preferred: str,
+    artifacts: Artifacts | None = None,
 ) -> AsyncIterator[bytes]:
     yield sse_event({"status": "starting", "message": "Processing your message"})
 
@@ -110,7 +121,7 @@ async def chat_events(
         user_msg: dict[str, Any] = {"role": "user", "content": body.message}
         if images:
             user_msg["images"] = images
-        messages = [*_context(settings, history), user_msg]
+        messages = [*_context(settings, history, artifacts is not None), user_msg]
 
         assert resolved is not None
         if resolved.fallback and body.model:
@@ -150,6 +161,7 @@ async def chat_events(
         }
         if resolved.fallback and body.model:
             metadata["requested_model"] = body.model
+        artifact = await _make_artifact(artifacts, user.id, session_id, final_answer, metadata)
         saved = await store.add_messages(
             user.id,
             session_id,
@@ -170,6 +182,12 @@ async def chat_events(
         }
         if final_reasoning:
             event["reasoning"] = final_reasoning
+        if artifact is not None:
+            event["artifact"] = artifact
+            assert artifacts is not None
+            await artifacts.store.link_message(user.id, artifact["id"], assistant["id"])
+        elif "artifact_error" in metadata:
+            event["artifact_error"] = metadata["artifact_error"]
         finished = True
         yield sse_event(event)
     except LLMError as exc:
@@ -199,6 +217,27 @@ async def chat_events(
             t.add_done_callback(tasks.discard)
         if not finished and session_id is not None and answer:
             _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"interrupted": True})
+
+
+async def _make_artifact(
+    artifacts: Artifacts | None, user_id: int, session_id: str, answer: str, metadata: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The artifact the answer's block asks for, created (`generating`) and put in `metadata`;
+    or None, with `metadata.artifact_error` when the block can't be made."""
+    if artifacts is None:
+        return None
+    request, problem = find_block(answer)
+    if request is not None:
+        try:
+            artifact = summary(await artifacts.create(user_id, request, session_id))
+        except QuotaExceeded:
+            problem = "Artifact storage quota exceeded: delete some artifacts first"
+        else:
+            metadata["artifact"] = artifact
+            return artifact
+    if problem:
+        metadata["artifact_error"] = problem
+    return None
 
 
 async def _close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:

@@ -1,4 +1,5 @@
-"""Chat history in PostgreSQL: sessions, messages, artifacts.
+"""Chat history in PostgreSQL: sessions, messages, and the code blocks found in assistant
+answers (saved as `code` artifacts; the artifacts themselves are store/artifacts.py's).
 
 Every method takes the acting user's id and only ever touches that user's rows:
 a session id that is missing or someone else's is `None` / `False` here and a
@@ -257,7 +258,7 @@ class ChatStore:
 
     async def _save_artifacts(self, conn: Any, user_id: int, sid: uuid.UUID, message: dict[str, Any]) -> None:
         for i, (lang, code) in enumerate(_CODE_BLOCK.findall(message["content"])[:20]):
-            if not code.strip():
+            if not code.strip() or lang == "artifact":  # an artifact's spec: chat makes that one (chat/turn.py)
                 continue
             title = f"{lang or 'code'} snippet {i + 1}"
             await conn.execute(
@@ -272,7 +273,7 @@ class ChatStore:
                 code,
             )
 
-    # ---------------------------------------------------------------- search, stats, artifacts
+    # ---------------------------------------------------------------- search, stats
 
     async def search(self, user_id: int, query: str, limit: int) -> list[dict[str, Any]]:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -342,25 +343,3 @@ class ChatStore:
             "models_used": {r["model_used"]: int(r["n"]) for r in models},
             "last_activity": _iso(s["last_activity"]),
         }
-
-    async def artifacts(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, session_id, message_id, type, title, language, content, created_at FROM artifacts"
-                " WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
-                user_id,
-                limit,
-            )
-        return [
-            {
-                "id": str(r["id"]),
-                "session_id": str(r["session_id"]) if r["session_id"] else None,
-                "message_id": r["message_id"],
-                "type": r["type"],
-                "title": r["title"],
-                "language": r["language"],
-                "content": r["content"],
-                "created_at": _iso(r["created_at"]),
-            }
-            for r in rows
-        ]

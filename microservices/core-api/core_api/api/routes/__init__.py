@@ -2,14 +2,14 @@
 order; the health routes (health.py) are made for the gateway, and the fleet's OpenAPI
 document and docs page are the gateway's (gateway/openapi.py)."""
 
-from . import admin, api_keys, auth, chat, history, internal, models
+from . import admin, api_keys, artifacts, auth, chat, history, internal, models
 
 routers = [
     auth.router,
     admin.router,
     chat.router,
     history.router,
-    history.artifacts_router,
+    artifacts.router,
     models.router,
     api_keys.router,
     internal.router,

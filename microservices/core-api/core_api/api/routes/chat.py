@@ -13,7 +13,7 @@ from harvis_common.quotas import QUOTA_RESPONSES
 
 from ...chat.sse import SSEResponse
 from ...chat.turn import chat_events
-from ..deps import Caller, charge_chat_turn, chat_settings, chat_state
+from ..deps import Caller, artifacts, charge_chat_turn, chat_settings, chat_state
 from ..schemas import ChatRequest, VisionChatRequest
 
 router = APIRouter(tags=["chat"])
@@ -26,7 +26,17 @@ async def chat(body: ChatRequest, user: Caller, request: Request) -> SSEResponse
     store, backends, tasks = chat_state(request)
     settings = chat_settings(request)
     return SSEResponse(
-        chat_events(store, backends, tasks, settings, user, body, images=None, preferred=settings.default_model)
+        chat_events(
+            store,
+            backends,
+            tasks,
+            settings,
+            user,
+            body,
+            images=None,
+            preferred=settings.default_model,
+            artifacts=artifacts(request) if settings.chat_artifacts else None,
+        )
     )
 
 
@@ -36,5 +46,15 @@ async def vision_chat(body: VisionChatRequest, user: Caller, request: Request) -
     store, backends, tasks = chat_state(request)
     settings = chat_settings(request)
     return SSEResponse(
-        chat_events(store, backends, tasks, settings, user, body, images=body.images, preferred=settings.vision_model)
+        chat_events(
+            store,
+            backends,
+            tasks,
+            settings,
+            user,
+            body,
+            images=body.images,
+            preferred=settings.vision_model,
+            artifacts=artifacts(request) if settings.chat_artifacts else None,
+        )
     )

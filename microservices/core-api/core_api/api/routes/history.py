@@ -1,5 +1,5 @@
-"""`/api/chat-history/…` and `GET /api/artifacts/`: the caller's own records only
-(another user's session id answers 404, exactly like a missing one)."""
+"""`/api/chat-history/…`: the caller's own records only (another user's session id answers
+404, exactly like a missing one). The artifacts' list is in artifacts.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ..deps import Caller, Store
 from ..schemas import MessageCreate, SessionCreate, TitleUpdate
 
 router = APIRouter(prefix="/api/chat-history", tags=["chat-history"])
-artifacts_router = APIRouter(tags=["artifacts"])
 
 NOT_FOUND = "Chat session not found"
 
@@ -102,10 +101,3 @@ async def search(
 @router.get("/stats")
 async def stats(user: Caller, store: Store) -> dict[str, Any]:
     return await store.stats(user.id)
-
-
-@artifacts_router.get("/api/artifacts/")
-async def list_artifacts(
-    user: Caller, store: Store, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> dict[str, Any]:
-    return {"artifacts": await store.artifacts(user.id, limit)}

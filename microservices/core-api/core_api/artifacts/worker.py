@@ -1,0 +1,135 @@
+"""The rendering worker: in-process, jobs in PostgreSQL.
+
+Each core-api replica runs ARTIFACT_RENDER_WORKERS loops. A loop claims the oldest
+`generating` row (`FOR UPDATE SKIP LOCKED`: replicas never take the same job), renders it in a
+thread pool (the libraries are blocking; the event loop keeps serving), and stores the file
+(`ready`) or the reason (`failed`, `error_message`). A render that takes longer than
+ARTIFACT_RENDER_TIMEOUT_S is failed (its thread finishes on its own: the spec limits bound it).
+
+Restarts: a job whose replica died keeps its claim until the lease (the render timeout plus
+a margin) runs out; then any replica claims it again and renders it from its stored spec. After
+MAX_ATTEMPTS claims without an ending it is failed, so no row stays `generating`.
+
+A new job wakes this replica's loops at once (`wake()`); the others find it within
+`poll_s`. The same worker deletes artifacts past their `expires_at` (ARTIFACT_TTL_DAYS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from ..store.artifacts import ArtifactStore, Job
+from .render import render
+
+log = logging.getLogger("harvis.artifacts")
+
+LEASE_MARGIN_S = 30.0
+EXPIRY_EVERY_S = 300.0
+
+
+class ArtifactWorker:
+    def __init__(self, store: ArtifactStore, *, workers: int, render_timeout_s: float, poll_s: float = 1.0) -> None:
+        self.store = store
+        self.workers = workers
+        self.render_timeout_s = render_timeout_s
+        self.lease_s = render_timeout_s + LEASE_MARGIN_S
+        self.poll_s = poll_s
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artifact-render")
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._loop()) for _ in range(self.workers)]
+        self._tasks.append(asyncio.ensure_future(self._expiry_loop()))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        # A render still running is abandoned: its row keeps its claim and is taken again after the lease.
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("artifact worker step failed")
+                worked = False
+                await asyncio.sleep(self.poll_s)
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                self._wake.clear()
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            try:
+                while (n := await self.store.expire()) > 0:
+                    log.info("expired artifacts deleted", extra={"count": n})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("artifact expiry failed")
+            await asyncio.sleep(EXPIRY_EVERY_S)
+
+    async def run_once(self) -> bool:
+        """Claim and render one job; False when there was none."""
+        job = await self.store.claim(self.lease_s)
+        if job is None:
+            return False
+        await self.process(job)
+        return True
+
+    async def process(self, job: Job) -> None:
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            rendered = await asyncio.wait_for(
+                loop.run_in_executor(self.executor, render, job.type, job.title, job.spec), self.render_timeout_s
+            )
+        except TimeoutError:
+            await self.store.fail(job, f"Rendering took longer than {self.render_timeout_s:g} s")
+            log.warning("artifact render timed out", extra={"artifact_id": str(job.id), "type": job.type})
+            return
+        except (ValidationError, PydanticCustomError) as exc:
+            await self.store.fail(job, f"Invalid spec: {_first_error(exc)}")
+            return
+        except Exception as exc:
+            log.exception("artifact render failed", extra={"artifact_id": str(job.id), "type": job.type})
+            await self.store.fail(job, f"Rendering failed: {type(exc).__name__}: {str(exc)[:300]}")
+            return
+        status = await self.store.finish(job, rendered.data, rendered.mime_type)
+        log.info(
+            "artifact rendered",
+            extra={
+                "artifact_id": str(job.id),
+                "type": job.type,
+                "status": status,
+                "bytes": len(rendered.data),
+                "elapsed_s": round(time.perf_counter() - start, 3),
+            },
+        )
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first: dict[str, Any] = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
