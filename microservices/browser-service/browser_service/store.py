@@ -32,6 +32,7 @@ from harvis_common.ssrf import SSRFPolicy
 from harvis_common.ssrf_proxy import GuardProxy
 
 from .browser import ActionError, Browser, BrowserGone, LaunchConfig, pids_with
+from .metrics import BROWSER_METRICS
 from .settings import Settings
 
 log = logging.getLogger("browser.sessions")
@@ -126,6 +127,7 @@ class SessionManager:
         for leftover in self.base_dir.glob("session-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         self._reaper = asyncio.create_task(self._reap_forever())
+        BROWSER_METRICS.attach(self.stats)
 
     async def stop(self) -> None:
         if self._reaper is not None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from harvis_testkit import InternalAuthKit, manifest_problems
 
 from harvis_common.internal_auth import HEADER, ISSUER, InternalSigner, load_private_key
 from harvis_common.manifest import MANIFEST_FILE
 from harvis_common.manifest import load as load_manifest
+from harvis_testkit import InternalAuthKit, manifest_problems
 
 APP_REF = os.environ.get("HARVIS_SERVICE_APP", "")
 SERVICE = os.environ.get("HARVIS_SERVICE_NAME", "")
@@ -111,6 +111,16 @@ def test_bad_internal_tokens_are_rejected(client: TestClient, kit: InternalAuthK
     assert r.status_code == 401, (case, r.text)
     assert r.headers["www-authenticate"] == "Bearer"
     assert r.json()["message"] and r.json()["detail"]
+
+
+def test_metrics_are_open_and_labelled_by_route_template(client: TestClient, kit: InternalAuthKit) -> None:
+    assert client.get(f"{slug(client)}/diagnostics/whoami", headers=kit.headers(SERVICE)).status_code == 200
+    client.get(f"{slug(client)}/no-such-route/12345", headers=kit.headers(SERVICE))
+    r = client.get("/metrics")  # open like the probes; nginx never routes it (tests/e2e/test_observability.py)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert f'route="{slug(client)}/diagnostics/whoami"' in r.text
+    assert 'route="unmatched"' in r.text and "/no-such-route/12345" not in r.text
+    assert "/metrics" not in client.app.openapi()["paths"]
 
 
 def test_every_route_but_probes_requires_internal_auth(client: TestClient) -> None:

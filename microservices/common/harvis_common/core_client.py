@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from .internal_auth import HEADER
+from .tracing import outbound_headers
 
 __all__ = ["CoreClient", "CoreClientError"]
 
@@ -46,7 +47,7 @@ class CoreClient:
             raise CoreClientError("no internal token to act for the user")
         try:
             async with self._http().request(
-                method, self.base_url + path, headers={HEADER: token}, timeout=self.timeout, **kwargs
+                method, self.base_url + path, headers=outbound_headers({HEADER: token}), timeout=self.timeout, **kwargs
             ) as resp:
                 if resp.status == 404:
                     return 404, None

@@ -30,7 +30,10 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from .metrics import FETCHES
 from .ssrf import SSRFBlocked, SSRFPolicy, _allowed, check_url, is_public_ip, resolve
+from .tracing import HEADER as TRACEPARENT
+from .tracing import start_span
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_USER_AGENT = "Harvis/0.1 (+self-hosted assistant)"
@@ -150,20 +153,37 @@ class SafeHTTPClient:
     ) -> FetchResult:
         """One request (plus redirects), all within `timeout_s`. Raises SSRFBlocked
         for a refused URL or hop, FetchError for network failures and timeouts."""
+        span = start_span(f"fetch {method.upper()}", kind="client", attributes={"url.full": url[:500]})
+        sent = dict(headers or {})
+        sent.setdefault(TRACEPARENT, span.traceparent)
+        status: int | None = None
+        error: str | None = None
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._request(
+                result = await self._request(
                     method.upper(),
                     url,
-                    dict(headers or {}),
+                    sent,
                     data,
                     max_bytes,
                     max_redirects,
                     follow_redirects,
                     read_body,
                 )
+                status = result.status
+                return result
         except TimeoutError as exc:
+            error = "timeout"
             raise FetchError(f"timed out after {timeout_s:g} s") from exc
+        except SSRFBlocked:
+            error = "blocked"
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            span.end(status, error)
+            FETCHES.labels("ok" if error is None else error if error in ("timeout", "blocked") else "error").inc()
 
     async def _request(
         self,

@@ -1,4 +1,4 @@
-"""JSON-lines logging with the request id of the current request on every line."""
+"""JSON-lines logging with the request id, trace id and span id of the current request on every line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import time
 from contextvars import ContextVar
 
 import orjson
+
+from .tracing import current_trace
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -34,6 +36,10 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
+        ids = current_trace.get()
+        if ids is not None:
+            entry["trace_id"] = ids.trace_id
+            entry["span_id"] = ids.span_id
         # `logger.info("...", extra={...})` fields land on the record: keep them.
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):

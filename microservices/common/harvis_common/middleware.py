@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware every service runs: request id, internal auth, access log.
+"""Pure-ASGI middleware every service runs: request id, trace context, internal auth, access log.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed bodies — SSE, uploads,
 downloads — pass through untouched and nothing is buffered.
@@ -15,6 +15,9 @@ from typing import Any
 from .errors import error_body
 from .internal_auth import HEADER_LOWER, InternalAuthError, InternalVerifier
 from .logging import request_id_var
+from .metrics import route_template
+from .tracing import HEADER_LOWER as TRACEPARENT
+from .tracing import current_trace, server_span
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -76,6 +79,8 @@ class ServiceMiddleware:
             return
         rid = clean_request_id(header(scope, REQUEST_ID_HEADER))
         token = request_id_var.set(rid)
+        span = server_span(scope["path"], header(scope, TRACEPARENT))
+        trace_token = current_trace.set(span.ids)
         start = time.perf_counter()
         status_holder = [0]
         user_id: int | None = None
@@ -119,4 +124,11 @@ class ServiceMiddleware:
                         "user_id": user_id,
                     },
                 )
+            method = scope.get("method", "WS")
+            span.rename(f"{method} {route_template(scope)}")
+            span.set("http.request.method", method)
+            span.set("http.route", route_template(scope))
+            span.set("harvis.request_id", rid)
+            span.end(status_holder[0])
+            current_trace.reset(trace_token)
             request_id_var.reset(token)

@@ -201,9 +201,9 @@ async def quota_backend(kind: str, redis_url: str, prefix_setting: str, label: s
 
 
 # ---------------------------------------------------------------- route manifests
-# Paths every service serves outside its prefixes: probes, FastAPI's own docs, and the
+# Paths every service serves outside its prefixes: probes, Prometheus' /metrics, FastAPI's own docs, and the
 # internal API other services call directly (nginx never routes /internal).
-UNPREFIXED = ("/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+UNPREFIXED = ("/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 def served_routes(app: Any) -> list[tuple[str, str]]:

@@ -25,11 +25,14 @@ from harvis_common.errors import install_error_handlers
 from harvis_common.health import health_router
 from harvis_common.internal_auth import InternalSigner
 from harvis_common.logging import configure_logging
+from harvis_common.metrics import metrics_router
 from harvis_common.ssrf import SSRFPolicy
+from harvis_common.tracing import configure_tracing
 
 from .api.routes import routers
 from .api.routes.health import health_overview_router
 from .artifacts.service import Artifacts
+from .auth.metrics import AUTH_METRICS
 from .auth.service import AuthService
 from .chat.backend import LLMBackend
 from .chat.key_cipher import KeyCipher
@@ -114,6 +117,7 @@ def start_internal(app: FastAPI, settings: Settings) -> InternalSigner:
 def create_app(settings: Settings) -> Gateway:
     """core-api's FastAPI app (`.api`) inside the gateway uvicorn serves."""
     configure_logging(settings.service_name, settings.log_level)
+    configure_tracing(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,6 +132,7 @@ def create_app(settings: Settings) -> Gateway:
         redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
         auth = AuthService(settings, pool, redis)
         await auth.start()
+        AUTH_METRICS.attach(auth.counters)
         app.state.pool, app.state.redis, app.state.auth = pool, redis, auth
         start_chat(app, settings, pool)
         gateway.attach(auth, start_internal(app, settings))
@@ -165,6 +170,7 @@ def create_app(settings: Settings) -> Gateway:
     )
     install_error_handlers(api)
     api.include_router(health_router(settings.service_name, VERSION, {"database": db_ready, "redis": redis_ready}))
+    api.include_router(metrics_router())  # :8000/metrics; nginx routes only /api/ and /health here
     for router in routers:
         api.include_router(router)
 

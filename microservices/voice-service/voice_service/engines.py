@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .audio import SAMPLE_RATE, float_to_pcm16
+from .metrics import observe_audio
 from .settings import STT_ENGINES, TTS_ENGINES, Settings
 
 log = logging.getLogger("voice.engines")
@@ -155,10 +156,13 @@ class STTEngine(ABC):
 
     def transcribe(self, samples: np.ndarray, language: str | None) -> Transcript:
         model = self.slot.acquire()
+        started = time.perf_counter()
         try:
-            return self.run(model, samples, language)
+            transcript = self.run(model, samples, language)
         finally:
             self.slot.release()
+        observe_audio("stt", self.name, len(samples) / SAMPLE_RATE, time.perf_counter() - started)
+        return transcript
 
 
 def whisper_base_files() -> dict[str, bytes]:
@@ -279,10 +283,14 @@ class TTSEngine(ABC):
         """Speech in pieces (sentence by sentence where the engine can)."""
         self.check_voice(voice)
         model = self.slot.acquire()
+        started, spoken = time.perf_counter(), 0.0
         try:
-            yield from self.run(model, text, voice)
+            for piece in self.run(model, text, voice):
+                spoken += piece.seconds
+                yield piece
         finally:
             self.slot.release()
+            observe_audio("tts", self.name, spoken, time.perf_counter() - started)
 
     def synthesize(self, text: str, voice: str | None) -> Speech:
         pieces = list(self.stream(text, voice))

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from ..tracing import Span, start_span
 from .errors import LLMError, LLMTimeout, LLMUnavailable, error_for_answer
 
 
@@ -73,15 +74,26 @@ class Transport:
             text = ""
         return error_for_answer(self.provider, resp.status, resp.reason, text, model)
 
+    def _span(self, method: str, path: str, model: str | None) -> Span:
+        """The model call's client span (its `traceparent` goes to the backend)."""
+        return start_span(
+            f"llm {method} {path}",
+            kind="client",
+            attributes={"server.address": self.base_url, "gen_ai.system": self.provider, "gen_ai.request.model": model},
+        )
+
     async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False
+        self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False, span: Span | None = None
     ) -> aiohttp.ClientResponse:
         """A request on a pooled keep-alive connection that the backend closed meanwhile fails
         with ServerDisconnected or a reset before anything came back (llama-cpp-python's server
         closes a connection after some streams): the backend never read it, so it goes once more,
         on a new connection."""
         timeout = self._stream_timeout() if stream else self._request_timeout()
-        url, kw = self.base_url + path, {"json": body, "headers": self._headers(), "timeout": timeout}
+        headers = self._headers()
+        if span is not None:
+            headers = {**headers, "traceparent": span.traceparent}
+        url, kw = self.base_url + path, {"json": body, "headers": headers, "timeout": timeout}
         try:
             return await self._http().request(method, url, **kw)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
@@ -97,15 +109,23 @@ class Transport:
 
     async def _request_json(self, method: str, path: str, body: dict[str, Any] | None, model: str | None) -> Any:
         """One non-streamed call, every transport failure mapped to an LLMError."""
+        span = self._span(method, path, model)
+        status: int | None = None
+        error: str | None = None
         try:
-            async with await self._send(method, path, body) as resp:
+            async with await self._send(method, path, body, span=span) as resp:
+                status = resp.status
                 if resp.status >= 400:
                     raise await self._error_from(resp, model)
                 return await resp.json(content_type=None)
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+            error = type(exc).__name__
             raise self._no_answer(exc, f"did not answer {path} in time") from exc
         except (aiohttp.ContentTypeError, ValueError) as exc:
+            error = "invalid answer"
             raise LLMError(f"The {self.provider} backend sent an invalid answer to {path}") from exc
+        finally:
+            span.end(status, error)
 
     async def _stream_lines(self, path: str, body: dict[str, Any], model: str) -> AsyncIterator[bytes]:
         """POST `body` and yield the response's non-empty lines; the connection is
@@ -113,9 +133,10 @@ class Transport:
         resp: aiohttp.ClientResponse | None = None
         finished = False
         lines = 0
+        span = self._span("POST", path, model)
         try:
             try:
-                resp = await self._send("POST", path, body, stream=True)
+                resp = await self._send("POST", path, body, stream=True, span=span)
             except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
                 raise self._no_answer(exc, "did not start answering in time") from exc
             if resp.status >= 400:
@@ -134,6 +155,7 @@ class Transport:
                 raise LLMUnavailable(f"The {self.provider} backend broke off the answer: {exc}") from exc
             finished = True
         finally:
+            span.end(resp.status if resp is not None else None, None if finished else "unfinished")
             if resp is not None:
                 if finished and lines:
                     resp.release()

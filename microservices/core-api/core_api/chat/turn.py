@@ -42,6 +42,7 @@ from ..auth.context import AuthUser
 from ..store.artifacts import QuotaExceeded, summary
 from ..store.chat import ChatStore, NewMessage, parse_session_id, title_from
 from .backend import LLMBackend
+from .metrics import TIME_TO_FIRST_TOKEN, TOKENS, TURNS, model_label
 from .sse import HEARTBEAT
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ async def chat_events(
     llm: LLMBackend | None = None
     owned = False  # a client made for this user's own key: closed when the turn ends
     start = time.perf_counter()
+    outcome, first_piece = "interrupted", True  # for the metrics
     try:
         llm, owned = await backends(user.id)
         input_type = "screen" if images else "text"
@@ -109,6 +111,7 @@ async def chat_events(
         session_id = session["id"]
         if model_error is not None:
             yield sse_event({"status": "error", "error": model_error.message, "session_id": session_id})
+            outcome = "error"
             finished = True
             return
 
@@ -144,6 +147,9 @@ async def chat_events(
                 break
             pending = None
             last = chunk
+            if first_piece and (chunk.content or chunk.reasoning):
+                first_piece = False
+                TIME_TO_FIRST_TOKEN.labels(model_label(model)).observe(time.perf_counter() - start)
             if chunk.reasoning:
                 reasoning.append(chunk.reasoning)
             if chunk.content:
@@ -188,10 +194,14 @@ async def chat_events(
             await artifacts.store.link_message(user.id, artifact["id"], assistant["id"])
         elif "artifact_error" in metadata:
             event["artifact_error"] = metadata["artifact_error"]
+        for kind in ("prompt", "completion"):
+            TOKENS.labels(model_label(model), kind).inc(metadata[f"{kind}_tokens"] or 0)
+        outcome = "complete"
         finished = True
         yield sse_event(event)
     except LLMError as exc:
         log.warning("chat failed", extra={"error": exc.message, "kind": exc.kind, "model": model})
+        outcome = "error"
         finished = True
         if answer:
             _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"error": exc.message})
@@ -200,9 +210,11 @@ async def chat_events(
         raise
     except Exception:
         log.exception("chat failed unexpectedly")
+        outcome = "error"
         finished = True
         yield sse_event({"status": "error", "error": "Something went wrong on our side", "session_id": session_id})
     finally:
+        TURNS.labels(model_label(model), outcome).inc()
         if pending is not None and not pending.done():
             pending.cancel()  # closes the backend connection: generation stops
         closers: list[Callable[[], Awaitable[Any]]] = []

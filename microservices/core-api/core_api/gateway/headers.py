@@ -31,6 +31,7 @@ IDENTITY_AND_FORWARDING = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"content-length",
+        b"traceparent",  # the gateway's own hop span is the service's parent (harvis_common.tracing)
     }
 )
 
@@ -84,6 +85,7 @@ def build_request_head(
     internal_auth: bytes,
     request_id: bytes,
     headers: Iterable[tuple[bytes, bytes]] | None = None,
+    traceparent: bytes = b"",
 ) -> RequestHead:
     method = scope["method"]
     out = [
@@ -98,6 +100,8 @@ def build_request_head(
         request_id,
         CRLF,
     ]
+    if traceparent:
+        out.extend((b"traceparent", SEP, traceparent, CRLF))
     xff = xfp = xfh = host = connection = content_length = None
     chunked = wants_stream = False
     for key, value in scope["headers"] if headers is None else headers:
@@ -132,7 +136,7 @@ def build_request_head(
         if named:  # rare: redo the pass without the headers it names
             drop = named | {b"connection"}
             kept = [(k, v) for k, v in (scope["headers"] if headers is None else headers) if k not in drop]
-            return build_request_head(scope, target, netloc, internal_auth, request_id, kept)
+            return build_request_head(scope, target, netloc, internal_auth, request_id, kept, traceparent)
 
     # Forwarding headers: append our peer to the chain; keep what the proxy in
     # front of us (nginx) said about scheme and host, since only it knows.

@@ -16,7 +16,10 @@ from urllib.parse import quote
 
 from harvis_common.internal_auth import InternalSigner
 from harvis_common.logging import request_id_var
+from harvis_common.metrics import METRICS_PATH, observe_request
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header, send_json_error
+from harvis_common.tracing import HEADER_LOWER as TRACEPARENT
+from harvis_common.tracing import current_trace, server_span, start_span
 
 from ..auth.context import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S, Authenticator, token_from_headers
 from ..auth.user_state import StateUnavailable
@@ -25,6 +28,7 @@ from .asgi import UNAUTHORIZED, ASGIApp, Message, Receive, Scope, Send, log_acce
 from .headers import build_request_head, response_headers
 from .origin import parse_allowed
 from .routes import Route, RouteTable, has_dot_segment, is_long, load_manifests, service_urls
+from .telemetry import CONNECT_FAILURES, OPEN_STREAMS, observe_proxied
 from .upstream import (
     ClientGone,
     Connection,
@@ -41,7 +45,7 @@ log = logging.getLogger("harvis.gateway")
 
 WWW_AUTHENTICATE = ((b"www-authenticate", b"Bearer"),)
 CLIENT_CLOSED = 499  # nginx's code for "client closed the request", for the access log
-QUIET_PATHS = frozenset({"/health", "/ready"})  # probes: not worth an access line each
+QUIET_PATHS = frozenset({"/health", "/ready", METRICS_PATH})  # probes, scrapes: not worth an access line each
 
 
 class Gateway:
@@ -156,17 +160,27 @@ class Gateway:
             await send(message)
 
         token = request_id_var.set(rid)
+        span = server_span("core-api", header(scope, TRACEPARENT))
+        trace_token = current_trace.set(span.ids)
         try:
             await self.api(scope, receive, send_with_rid)
         finally:
             if scope["path"] not in QUIET_PATHS:
                 log_access(scope, status or 500, start, state.get("user_id"), None)
+                route = observe_request(scope, status or 500, start)
+                span.rename(f"{scope.get('method', 'WS')} {route}")
+                span.set("http.route", route)
+                span.set("harvis.request_id", rid)
+            span.end(status or 500)
+            current_trace.reset(trace_token)
             request_id_var.reset(token)
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         start = time.perf_counter()
         rid = clean_request_id(header(scope, REQUEST_ID_HEADER))
         token = request_id_var.set(rid)
+        span = server_span(route.service, header(scope, TRACEPARENT))
+        trace_token = current_trace.set(span.ids)
         status = 0
         user_id = None
         try:
@@ -187,12 +201,24 @@ class Gateway:
                 await send_json_error(send, 401, UNAUTHORIZED, rid, WWW_AUTHENTICATE)
                 return
             user_id, signed = identified
-            status = await self._exchange(scope, receive, send, route, signed.encode(), rid)
+            hop = start_span(f"{scope['method']} {route.service}", kind="client")
+            try:
+                status = await self._exchange(scope, receive, send, route, signed.encode(), rid, hop.traceparent)
+            finally:
+                hop.end(status)
         finally:
             log_access(scope, status, start, user_id, route.service)
+            observe_proxied(route.service, status, start)
+            span.rename(f"{scope['method']} {route.prefix}")
+            span.set("harvis.upstream", route.service)
+            span.set("harvis.request_id", rid)
+            span.end(status)
+            current_trace.reset(trace_token)
             request_id_var.reset(token)
 
-    async def _exchange(self, scope: Scope, receive: Receive, send: Send, route: Route, signed: bytes, rid: str) -> int:
+    async def _exchange(
+        self, scope: Scope, receive: Receive, send: Send, route: Route, signed: bytes, rid: str, traceparent: str
+    ) -> int:
         """Send the request to the service and stream its response back; returns the status."""
         pool = self.pools[route.service]
         endpoint = pool.endpoint
@@ -201,7 +227,7 @@ class Gateway:
         query = scope["query_string"]
         target = endpoint.base_path + raw_path + b"?" + query if query else endpoint.base_path + raw_path
         rid_bytes = rid.encode()
-        head = build_request_head(scope, target, endpoint.netloc, signed, rid_bytes)
+        head = build_request_head(scope, target, endpoint.netloc, signed, rid_bytes, traceparent=traceparent.encode())
         timeout = self._stream_timeout if head.wants_stream or is_long(route, path) else self._read_timeout
         has_body = head.body_length != 0
         is_head = scope["method"] == "HEAD"
@@ -210,6 +236,7 @@ class Gateway:
             try:
                 conn = await pool.acquire()
             except UpstreamUnavailable as exc:
+                CONNECT_FAILURES.labels(route.service).inc()
                 log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
                 await send_json_error(send, 503, f"{route.service} is unavailable", rid)
                 return 503
@@ -291,6 +318,8 @@ async def _send_body(conn: Connection, receive: Receive, length: int) -> bool:
 
 async def _stream_response(conn: Connection, pool: UpstreamPool, send: Send, start: Message, service: str) -> None:
     """Pass the body on chunk by chunk as the service sends it (SSE, downloads)."""
+    streams = OPEN_STREAMS.labels(service, "stream")
+    streams.inc()
     try:
         await send(start)
         while True:
@@ -308,4 +337,5 @@ async def _stream_response(conn: Connection, pool: UpstreamPool, send: Send, sta
                 return
             await send({"type": "http.response.body", "body": data, "more_body": True})
     finally:
+        streams.dec()
         pool.release(conn)

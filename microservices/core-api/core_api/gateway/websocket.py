@@ -26,6 +26,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from harvis_common.errors import error_body
 from harvis_common.logging import request_id_var
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header
+from harvis_common.tracing import HEADER_LOWER as TRACEPARENT
+from harvis_common.tracing import current_trace, server_span
 
 from ..auth.context import token_from_headers
 from ..auth.user_state import StateUnavailable
@@ -33,6 +35,7 @@ from .asgi import UNAUTHORIZED, Message, Receive, Scope, Send, log_access
 from .headers import COOKIE_NAME, HOP_BY_HOP, IDENTITY_AND_FORWARDING, forwarded_proto, strip_cookie
 from .origin import origin_allowed
 from .routes import has_dot_segment
+from .telemetry import CONNECT_FAILURES, OPEN_STREAMS, observe_proxied
 
 if TYPE_CHECKING:
     from .proxy import Gateway
@@ -98,8 +101,8 @@ def _upstream_query(query: bytes) -> str:
     return "?" + urlencode(kept) if kept else ""
 
 
-def _upstream_headers(scope: Scope, signed: str, rid: str) -> list[tuple[str, str]]:
-    out = [("X-Internal-Auth", signed), ("X-Request-ID", rid)]
+def _upstream_headers(scope: Scope, signed: str, rid: str, traceparent: str) -> list[tuple[str, str]]:
+    out = [("X-Internal-Auth", signed), ("X-Request-ID", rid), ("traceparent", traceparent)]
     xff = xfp = xfh = host = None
     for key, value in scope["headers"]:
         if key in _DROP or key.startswith((b"sec-websocket-", b"proxy-")):
@@ -155,6 +158,8 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
     start = time.perf_counter()
     rid = clean_request_id(header(scope, REQUEST_ID_HEADER))
     rid_token = request_id_var.set(rid)
+    span = server_span(f"WS {route.prefix}", header(scope, TRACEPARENT))
+    trace_token = current_trace.set(span.ids)
     outcome: int = 0
     user_id: int | None = None
     try:
@@ -198,7 +203,7 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
         try:
             upstream = await connect(
                 url,
-                additional_headers=_upstream_headers(scope, signed, rid),
+                additional_headers=_upstream_headers(scope, signed, rid, span.traceparent),
                 subprotocols=scope.get("subprotocols") or None,
                 # connect + the service's handshake answer (a quick one, never a long read)
                 open_timeout=settings.gateway_connect_timeout_s + min(settings.gateway_read_timeout_s, 10),
@@ -213,6 +218,8 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
             await _accept_and_close(send, rid, outcome, f"{route.service} refused the connection ({status})")
             return
         except (OSError, TimeoutError, InvalidHandshake) as exc:
+            if isinstance(exc, OSError):
+                CONNECT_FAILURES.labels(route.service).inc()
             log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
             outcome = CLOSE_TRY_AGAIN
             await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, f"{route.service} is unavailable")
@@ -225,9 +232,18 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
                 "headers": [(REQUEST_ID_HEADER, rid.encode())],
             }
         )
-        await _pump(upstream, receive, send)
+        streams = OPEN_STREAMS.labels(route.service, "websocket")
+        streams.inc()
+        try:
+            await _pump(upstream, receive, send)
+        finally:
+            streams.dec()
     finally:
         log_access(scope, outcome, start, user_id, route.service)
+        observe_proxied(route.service, outcome, start)
+        span.set("harvis.upstream", route.service)
+        span.end(outcome if outcome < 1000 else None, None if outcome < 1000 or outcome == 1000 else f"close {outcome}")
+        current_trace.reset(trace_token)
         request_id_var.reset(rid_token)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from ...limits import LimitReached
+from ...metrics import count_execution
 from ...n8n_client import N8nError
 from ...views import execution_view, unrecorded_run, workflow_status
 from ..deps import Caller, N8n, check_stored, limit_http, n8n_errors, n8n_http, owned, reserve_activation
@@ -44,6 +45,7 @@ async def execute(body: ExecuteBody, identity: Caller, st: N8n) -> dict[str, Any
         if ex is not None:
             full = await st.n8n.get_execution(str(ex["id"]), include_data=True)
     except (N8nError, HTTPException) as exc:
+        count_execution("failed")
         if not called:  # n8n never ran it: the run and the activation are given back
             await st.limits.refund_run(run_id)
             if reserved:
@@ -52,9 +54,11 @@ async def execute(body: ExecuteBody, identity: Caller, st: N8n) -> dict[str, Any
             raise n8n_http(exc) from exc
         raise
     if ex is None:
+        count_execution("unrecorded")
         return unrecorded_run(body.workflow_id, status, response)
     await st.store.add_execution(str(ex["id"]), body.workflow_id, identity.user_id)
     view = execution_view(full)
+    count_execution(view.get("status"))
     if status:
         view["response"] = response
         view["http_status"] = status

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from ...metrics import observe_run
 from ...sandbox import program_for
 from ...store import parse_id
 from ..deps import Caller, SessionsDep, known_language, run_program
@@ -31,6 +32,7 @@ async def execute(body: ExecuteRequest, caller: Caller, sessions: SessionsDep) -
     execution_id = str(uuid.uuid4())
     program = program_for(lang, body.code, body.command)
     result = await run_program(sessions, caller, session_id, program, body.timeout)
+    observe_run(lang.name, result)
     await sessions.store.touch_run(caller.user_id, session_id)
     log.info(
         "execution finished",
