@@ -85,9 +85,8 @@ async def download_artifact(artifact_id: ArtifactId, user: Caller, artifacts: Ar
         # A code block found in an answer (before artifacts were rendered): its text.
         data, mime, name = row["content"].encode(), "text/plain; charset=utf-8", filename(row["title"], "txt")
     elif row["status"] != "ready" or row["file"] is None:
-        return JSONResponse(
-            {"detail": f"The artifact is {row['status']}, not ready", "status": row["status"]}, status_code=409
-        )
+        problem = f"The artifact is {row['status']}, not ready"
+        return JSONResponse({"detail": problem, "message": problem, "status": row["status"]}, status_code=409)
     else:
         data, mime, name = row["file"], row["mime_type"], filename(row["title"], EXTENSION[row["type"]])
     return Response(
