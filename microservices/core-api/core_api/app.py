@@ -32,6 +32,7 @@ from harvis_common.tracing import configure_tracing
 from .api.routes import routers
 from .api.routes.health import health_overview_router
 from .artifacts.service import Artifacts
+from .audit import AuditLog
 from .auth.metrics import AUTH_METRICS
 from .auth.service import AuthService
 from .chat.backend import LLMBackend
@@ -136,12 +137,15 @@ def create_app(settings: Settings) -> Gateway:
         app.state.pool, app.state.redis, app.state.auth = pool, redis, auth
         start_chat(app, settings, pool)
         gateway.attach(auth, start_internal(app, settings))
+        app.state.audit = gateway.audit = AuditLog(pool, settings.audit_retention_days)
+        await gateway.audit.start()
         await gateway.start()
         log.info("core-api ready")
         try:
             yield
         finally:
             await gateway.stop()
+            await app.state.audit.stop()
             await stop_chat(app)
             await auth.stop()
             if redis is not None:

@@ -94,6 +94,9 @@ class Settings(ServiceSettings, LLMSettings):
     artifact_render_workers: int = Field(default=2, ge=1, le=16)
     artifact_render_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
+    # The audit trail (core_api/audit.py, GET /api/admin/audit): events older than this are deleted.
+    audit_retention_days: int = Field(default=90, ge=1, le=3650)
+
     @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())

@@ -90,7 +90,9 @@ def internal_caller(request: Request) -> InternalCaller:
     if checker is None:
         raise HTTPException(401, UNAUTHORIZED)
     caller = checker.verify(request.headers.get(HEADER))
-    request.scope.setdefault("state", {})["user_id"] = caller.identity.user_id  # for the access log
+    state = request.scope.setdefault("state", {})
+    state["user_id"] = caller.identity.user_id  # for the access log and the audit trail
+    state["internal_service"] = caller.service  # for the audit trail (gateway/proxy.py)
     return caller
 
 

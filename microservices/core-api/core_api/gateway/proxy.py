@@ -21,6 +21,7 @@ from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header
 from harvis_common.tracing import HEADER_LOWER as TRACEPARENT
 from harvis_common.tracing import current_trace, server_span, start_span
 
+from ..audit import INTERNAL_ACTIONS, AuditLog
 from ..auth.context import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S, Authenticator, token_from_headers
 from ..auth.user_state import StateUnavailable
 from ..settings import Settings
@@ -63,6 +64,7 @@ class Gateway:
         self._read_timeout = settings.gateway_read_timeout_s
         self.ws_origins = parse_allowed(settings.websocket_allowed_origins)
         self._stream_timeout = settings.gateway_stream_timeout_s
+        self.audit: AuditLog | None = None  # set by the app's lifespan (core_api/audit.py)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -168,6 +170,16 @@ class Gateway:
             if scope["path"] not in QUIET_PATHS:
                 log_access(scope, status or 500, start, state.get("user_id"), None)
                 route = observe_request(scope, status or 500, start)
+                if route in INTERNAL_ACTIONS and self.audit is not None and "internal_service" in state:
+                    # A service acting for a user on the internal API (api/deps.py internal_caller).
+                    self.audit.record(
+                        state.get("user_id"),
+                        state["internal_service"],
+                        INTERNAL_ACTIONS[route],
+                        state.get("audit_target") or scope["path"],
+                        status or 500,
+                        rid,
+                    )
                 span.rename(f"{scope.get('method', 'WS')} {route}")
                 span.set("http.route", route)
                 span.set("harvis.request_id", rid)
@@ -209,6 +221,8 @@ class Gateway:
         finally:
             log_access(scope, status, start, user_id, route.service)
             observe_proxied(route.service, status, start)
+            if user_id is not None and self.audit is not None:
+                self.audit.record(user_id, route.service, "request", f"{scope['method']} {scope['path']}", status, rid)
             span.rename(f"{scope['method']} {route.prefix}")
             span.set("harvis.upstream", route.service)
             span.set("harvis.request_id", rid)

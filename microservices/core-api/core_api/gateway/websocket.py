@@ -241,6 +241,8 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
     finally:
         log_access(scope, outcome, start, user_id, route.service)
         observe_proxied(route.service, outcome, start)
+        if user_id is not None and gateway.audit is not None:
+            gateway.audit.record(user_id, route.service, "websocket", path, outcome, rid)
         span.set("harvis.upstream", route.service)
         span.end(outcome if outcome < 1000 else None, None if outcome < 1000 or outcome == 1000 else f"close {outcome}")
         current_trace.reset(trace_token)

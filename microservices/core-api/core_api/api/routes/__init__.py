@@ -2,11 +2,12 @@
 order; the health routes (health.py) are made for the gateway, and the fleet's OpenAPI
 document and docs page are the gateway's (gateway/openapi.py)."""
 
-from . import admin, api_keys, artifacts, auth, chat, history, internal, models
+from . import admin, api_keys, artifacts, audit, auth, chat, history, internal, models
 
 routers = [
     auth.router,
     admin.router,
+    audit.router,
     chat.router,
     history.router,
     artifacts.router,

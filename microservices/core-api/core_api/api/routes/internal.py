@@ -61,6 +61,7 @@ async def recent_messages(
 
 @router.post("/token")
 async def exchange_token(body: TokenRequest, caller: Internal, request: Request) -> dict[str, Any]:
+    request.state.audit_target = body.audience[:64]  # the audit trail's target (core_api/audit.py)
     if body.audience not in AUDIENCES:
         raise HTTPException(422, f"Unknown audience {body.audience!r}: expected one of {', '.join(AUDIENCES)}")
     if not may_delegate(caller.service, body.audience):
