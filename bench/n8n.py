@@ -170,7 +170,7 @@ def minilm_data(rows: int, queries: int, rng):
     100k sentences takes ~15 min on 2 cores)."""
     import numpy as np
 
-    from n8n_integration.embedder import MiniLMEmbedder
+    from harvis_common.embeddings import MiniLMEmbedder
 
     cache = Path.home() / ".cache" / "harvis" / "bench" / f"n8n-minilm-{rows}-{queries}.npz"
     if cache.exists():
@@ -267,7 +267,7 @@ async def bench_pgvector(dsn: str, rows: int, queries: int, kind: str) -> dict:
 
 
 def bench_embeddings(sentences: int) -> dict:
-    from n8n_integration.embedder import MiniLMEmbedder
+    from harvis_common.embeddings import MiniLMEmbedder
 
     t = time.perf_counter()
     model = MiniLMEmbedder.load()

@@ -8,7 +8,6 @@ embedded for a workflow is its description, name and node types, so a sentence s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,29 +24,6 @@ class Embeddings(Protocol):
     dim: int
 
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
-
-
-class LocalEmbeddings:
-    """all-MiniLM-L6-v2 in-process (numpy), loaded lazily off the event loop."""
-
-    dim = 384
-
-    def __init__(self) -> None:
-        self.name = "all-MiniLM-L6-v2"
-        self._model: Any = None
-        self._lock = asyncio.Lock()
-
-    async def _load(self) -> Any:
-        async with self._lock:
-            if self._model is None:
-                from .embedder import MiniLMEmbedder
-
-                self._model = await asyncio.to_thread(MiniLMEmbedder.load)
-        return self._model
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        model = await self._load()
-        return (await asyncio.to_thread(model.encode, texts)).tolist()
 
 
 class LLMEmbeddings:

@@ -10,11 +10,12 @@ import logging
 import asyncpg
 
 from harvis_common.db import create_pool, migrate, ping
+from harvis_common.embeddings import LocalEmbeddings
 from harvis_common.llm import LLMError, client_from_settings
 from harvis_common.ssrf import SSRFPolicy
 from harvis_common.ssrf_proxy import GuardProxy
 
-from .knowledge import Embeddings, KnowledgeBase, LLMEmbeddings, LocalEmbeddings
+from .knowledge import Embeddings, KnowledgeBase, LLMEmbeddings
 from .limits import Limits
 from .n8n_client import N8nClient, N8nError
 from .settings import Settings

@@ -69,6 +69,6 @@ def pgvector_url() -> str:
 
 @pytest.fixture(scope="session")
 def embeddings() -> Iterator[Any]:
-    from n8n_integration.knowledge import LocalEmbeddings
+    from harvis_common.embeddings import LocalEmbeddings
 
     yield LocalEmbeddings()

