@@ -25,7 +25,10 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("core-api", "core-api", "core_api", 8000, "", needs_database=True),
-    Service("research-service", "research-service", "research_service", 8001, "RESEARCH_SERVICE_URL"),
+    # research-service: the knowledge base (pgvector) in PostgreSQL; web research works without it.
+    Service(
+        "research-service", "research-service", "research_service", 8001, "RESEARCH_SERVICE_URL", needs_database=True
+    ),
     # ffmpeg: audio tools (the service decodes with PyAV's bundled FFmpeg); espeak-ng: fallback voice.
     Service(
         "voice-service",

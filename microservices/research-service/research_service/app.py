@@ -17,10 +17,11 @@ from harvis_common.ssrf import SSRFPolicy
 from .api.deps import research_quotas
 from .api.routes import routers
 from .fetch import PageFetcher
+from .knowledge.state import KnowledgeState
 from .providers import SearchEngine
 from .research import Researcher
 from .settings import Settings
-from .store import make_cache
+from .store.cache import make_cache
 
 
 def build_researcher(settings: Settings, http: aiohttp.ClientSession, pages: SafeHTTPClient, cache, llm) -> Researcher:
@@ -44,6 +45,7 @@ def build_researcher(settings: Settings, http: aiohttp.ClientSession, pages: Saf
 
 def create_app(settings: Settings) -> FastAPI:
     """The app for `settings` (tests build their own; `app` below is the served one)."""
+    knowledge = KnowledgeState(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,13 +59,16 @@ def create_app(settings: Settings) -> FastAPI:
         history = CoreClient(settings.core_api_url)
         quotas = research_quotas(settings)
         app.state.settings = settings
+        app.state.knowledge = knowledge
         app.state.quotas = quotas
         app.state.cache = cache
         app.state.history = history
         app.state.researcher = build_researcher(settings, http, pages, cache, llm)
+        await knowledge.start(app.state.researcher.fetcher)
         try:
             yield
         finally:
+            await knowledge.stop()
             await history.close()
             await llm.close()
             await pages.close()
@@ -81,11 +86,13 @@ def create_app(settings: Settings) -> FastAPI:
         settings,
         title="Harvis Research",
         description=(
-            "Web search, page extraction, research chat with citations, fact-checking and comparative research."
+            "Web search, page extraction, research chat with citations, fact-checking, comparative research"
+            " and the knowledge base (documents, ingestion jobs, hybrid search)."
         ),
         slug="research",
         routers=routers,
-        ready_checks={"cache": _cache_ready, "quotas": _quotas_ready},
+        # The knowledge base is reported, never failing readiness: research works without it.
+        ready_checks={"cache": _cache_ready, "quotas": _quotas_ready, "knowledge_base": knowledge.ready},
         lifespan=lifespan,
     )
     return app

@@ -21,7 +21,7 @@ from harvis_common.http_client import FetchError, SafeHTTPClient
 from harvis_common.ssrf import SSRFBlocked
 
 from .providers import normalize_url
-from .store import cache_key
+from .store.cache import cache_key
 
 log = logging.getLogger("research.fetch")
 
@@ -50,6 +50,19 @@ class Page:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class Fetched:
+    """A fetched page's body, decoded, before extraction (or why there is none)."""
+
+    url: str
+    final_url: str = ""
+    mime: str = ""
+    text: str = ""
+    error: str | None = None
+    blocked: bool = False
+    elapsed_ms: float = 0.0
 
 
 _CHARSET = re.compile(r"charset=([\w.-]+)", re.I)
@@ -113,7 +126,9 @@ class PageFetcher:
             await self.cache.set(key, page.as_dict())
         return page
 
-    async def _fetch(self, url: str) -> Page:
+    async def fetch_text(self, url: str) -> Fetched:
+        """A page's body as text when it is a web page (HTML, XHTML or plain text) that answered
+        200; else why not. The knowledge base extracts it its own way."""
         start = time.perf_counter()
         try:
             res = await self.http.request(
@@ -125,33 +140,41 @@ class PageFetcher:
             )
         except SSRFBlocked as exc:
             log.info("page refused by the SSRF guard", extra={"url": url[:300], "reason": str(exc)})
-            return Page(url=url, error=f"blocked: {exc}", blocked=True)
+            return Fetched(url=url, error=f"blocked: {exc}", blocked=True)
         except FetchError as exc:
-            return Page(url=url, error=str(exc))
+            return Fetched(url=url, error=str(exc))
         self.fetched += 1
         elapsed = round((time.perf_counter() - start) * 1000, 1)
         if res.status != 200:
-            return Page(url=url, final_url=res.url, error=f"HTTP {res.status}", elapsed_ms=elapsed)
+            return Fetched(url=url, final_url=res.url, error=f"HTTP {res.status}", elapsed_ms=elapsed)
         ctype = res.headers.get("Content-Type", res.headers.get("content-type", "")).lower()
         mime = ctype.split(";")[0].strip()
         if mime not in HTML_TYPES + TEXT_TYPES:
-            return Page(
+            return Fetched(
                 url=url, final_url=res.url, error=f"not a web page ({mime or 'no content type'})", elapsed_ms=elapsed
             )
-        text = _decode(res.body, ctype)
-        if mime in TEXT_TYPES:
-            data = {"title": "", "content": text.strip()}
+        return Fetched(url=url, final_url=res.url, mime=mime, text=_decode(res.body, ctype), elapsed_ms=elapsed)
+
+    async def _fetch(self, url: str) -> Page:
+        got = await self.fetch_text(url)
+        if got.error:
+            return Page(
+                url=url, final_url=got.final_url, error=got.error, blocked=got.blocked, elapsed_ms=got.elapsed_ms
+            )
+        elapsed = got.elapsed_ms
+        if got.mime in TEXT_TYPES:
+            data = {"title": "", "content": got.text.strip()}
         else:
             try:
-                data = await asyncio.to_thread(extract, text, res.url)
+                data = await asyncio.to_thread(extract, got.text, got.final_url)
             except Exception as exc:  # a page that breaks the extractor is just skipped
-                return Page(url=url, final_url=res.url, error=f"extraction failed: {exc}", elapsed_ms=elapsed)
+                return Page(url=url, final_url=got.final_url, error=f"extraction failed: {exc}", elapsed_ms=elapsed)
         content = (data.get("content") or "")[:MAX_CONTENT_CHARS]
         if not content:
-            return Page(url=url, final_url=res.url, error="no main text found", elapsed_ms=elapsed)
+            return Page(url=url, final_url=got.final_url, error="no main text found", elapsed_ms=elapsed)
         return Page(
             url=url,
-            final_url=res.url,
+            final_url=got.final_url,
             title=data.get("title") or "",
             content=content,
             author=data.get("author"),

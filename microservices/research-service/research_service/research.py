@@ -13,16 +13,24 @@ from harvis_common.llm import LLMClient, ModelPicker
 from .fetch import Page, PageFetcher
 from .providers import SearchEngine, SearchResult, domain_of
 from .rank import Chunk, best_chunks
-from .store import cache_key
+from .store.cache import cache_key
 
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
 
 MODELS_TTL_S = 30.0
+KNOWLEDGE_BASE = "knowledge_base"  # a source's `source` when it is an excerpt of the user's knowledge base
 
 SYSTEM_PROMPT = (
     "You are Harvis, a research assistant. Answer the user's question using only the numbered "
     "web sources given. Cite every fact with its source number in square brackets, like [1] or "
     "[2][3]. If the sources do not answer the question, say so plainly; never invent facts or sources."
+)
+# When excerpts of the user's own knowledge base are among the sources.
+GROUNDED_PROMPT = (
+    "You are Harvis, a research assistant. Answer the user's question using only the numbered "
+    "sources given: excerpts of the user's own documents (their knowledge base) and web pages. "
+    "Cite every fact with its source number in square brackets, like [1] or [2][3]. If the "
+    "sources do not answer the question, say so plainly; never invent facts or sources."
 )
 
 
@@ -36,6 +44,11 @@ class Research:
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
+    @property
+    def grounded(self) -> bool:
+        """Whether excerpts of the user's knowledge base are among the sources."""
+        return any(s.get("source") == KNOWLEDGE_BASE for s in self.sources)
+
     def context(self) -> str:
         """The excerpts, grouped by source, each under its number."""
         parts = []
@@ -43,8 +56,38 @@ class Research:
             texts = [c.text for c in self.chunks if c.source == src["index"]]
             if not texts:
                 continue
-            parts.append(f"[{src['index']}] {src['title']} ({src['url']})\n" + "\n…\n".join(texts))
+            where = src["url"] or f"the user's knowledge base: {src.get('kb_source', '')}"
+            parts.append(f"[{src['index']}] {src['title']} ({where})\n" + "\n…\n".join(texts))
         return "\n\n".join(parts)
+
+    def add_knowledge(self, hits: list[Any]) -> None:
+        """Knowledge-base hits (`knowledge.base.Hit`, best first) as numbered sources after the
+        web's: one source per document, its excerpts (with their page or heading) under it."""
+        by_doc: dict[str, dict[str, Any]] = {}
+        for hit in hits:
+            src = by_doc.get(hit.document_id)
+            if src is None:
+                src = by_doc[hit.document_id] = {
+                    "index": len(self.sources) + 1,
+                    "title": hit.document,
+                    "url": "",
+                    "domain": "",
+                    "snippet": hit.text[:300],
+                    "source": KNOWLEDGE_BASE,
+                    "kb_source": hit.source,
+                    "document": hit.document,
+                    "document_id": hit.document_id,
+                    "locations": [],
+                    "relevance_score": round(hit.score, 6),
+                    "fetched": True,
+                    "author": None,
+                    "date": None,
+                }
+                self.sources.append(src)
+            if hit.location and hit.location not in src["locations"]:
+                src["locations"].append(hit.location)
+            text = f"({hit.location}) {hit.text}" if hit.location else hit.text
+            self.chunks.append(Chunk(src["index"], text, hit.score))
 
     def public_sources(self) -> list[dict[str, Any]]:
         """The numbered sources as the API answers them (copies)."""
@@ -174,14 +217,16 @@ class Researcher:
     def messages(
         question: str, research: Research, history: list[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+        system = GROUNDED_PROMPT if research.grounded else SYSTEM_PROMPT
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for m in (history or [])[-10:]:
             if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
                 msgs.append({"role": m["role"], "content": m["content"][:4000]})
         msgs.append(
             {
                 "role": "user",
-                "content": f"Question: {question}\n\nWeb sources:\n{research.context()}\n\n"
+                "content": f"Question: {question}\n\n{'Sources' if research.grounded else 'Web sources'}:\n"
+                f"{research.context()}\n\n"
                 "Answer the question from these sources, citing them as [n].",
             }
         )

@@ -47,6 +47,25 @@ class Settings(ServiceSettings, LLMSettings):
     # core-api's address for the internal history API (research chat saves its turns there).
     core_api_url: str = "http://127.0.0.1:8000"
 
+    # The knowledge base (/api/rag): PostgreSQL DSN (asyncpg) with the pgvector extension. Empty,
+    # or a database without pgvector: web research works, the knowledge-base routes answer 503.
+    database_url: str = ""
+    # Directories the local_docs and ansible_playbooks sources read (comma-separated absolute
+    # paths); a user names paths only under them. Empty: those sources have nothing to read.
+    rag_local_roots: str = ""
+    # Uploads: largest file (bytes), most pages of a PDF, most bytes a DOCX unpacks to (a zip
+    # bomb is refused before it is read).
+    rag_max_upload_bytes: int = Field(default=20_000_000, ge=1000)
+    rag_max_pdf_pages: int = Field(default=500, ge=1)
+    rag_max_docx_unpacked_bytes: int = Field(default=100_000_000, ge=1000)
+    # Per user: documents kept, bytes of uploaded files kept, ingestions (uploads and jobs) in
+    # any hour (over it: a JSON 429 + Retry-After).
+    rag_max_documents_per_user: int = Field(default=1000, ge=1)
+    rag_max_storage_bytes_per_user: int = Field(default=500_000_000, ge=1000)
+    rag_ingests_per_hour: int = Field(default=60, ge=1)
+    # Web-doc sources: most pages one job fetches for one source.
+    rag_web_max_pages: int = Field(default=25, ge=1, le=500)
+
     @field_validator("research_providers")
     @classmethod
     def _providers(cls, value: str) -> str:
@@ -56,6 +75,19 @@ class Settings(ServiceSettings, LLMSettings):
             raise ValueError(f"RESEARCH_PROVIDERS: unknown provider(s) {bad}; choose among {', '.join(PROVIDERS)}")
         return ",".join(names)
 
+    @field_validator("rag_local_roots")
+    @classmethod
+    def _roots(cls, value: str) -> str:
+        roots = [r.strip() for r in value.split(",") if r.strip()]
+        relative = [r for r in roots if not r.startswith("/")]
+        if relative:
+            raise ValueError(f"RAG_LOCAL_ROOTS: absolute paths only, not {relative}")
+        return ",".join(roots)
+
     @property
     def provider_order(self) -> list[str]:
         return self.research_providers.split(",")
+
+    @property
+    def local_roots(self) -> list[str]:
+        return [r for r in self.rag_local_roots.split(",") if r]

@@ -14,7 +14,7 @@ from harvis_common.http_client import SafeHTTPClient
 from harvis_common.ssrf import SSRFPolicy
 from harvis_testkit import serve_app
 from research_service.fetch import PageFetcher
-from research_service.store import MemoryCache
+from research_service.store.cache import MemoryCache
 
 from .conftest import SLOW_S, Background
 

@@ -20,7 +20,7 @@ from research_service.providers import (
 )
 from research_service.rank import best_chunks, split_text, tokenize
 from research_service.settings import Settings
-from research_service.store import MemoryCache, RedisCache, cache_key
+from research_service.store.cache import MemoryCache, RedisCache, cache_key
 
 
 def test_normalize_url() -> None:

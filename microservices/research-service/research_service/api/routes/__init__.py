@@ -1,5 +1,5 @@
 """research-service's routers, one per area."""
 
-from . import analysis, chat, search
+from . import analysis, chat, documents, knowledge, search
 
-routers = [search.router, chat.router, analysis.router]
+routers = [search.router, chat.router, analysis.router, knowledge.router, documents.router]

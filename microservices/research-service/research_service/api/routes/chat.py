@@ -16,7 +16,7 @@ from harvis_common.internal_auth import HEADER
 from harvis_common.quotas import QUOTA_RESPONSES
 
 from ...chat import chat_turn
-from ..deps import Caller, charge_turns, history_of, researcher_of, settings_of
+from ..deps import Caller, charge_turns, history_of, knowledge_search, researcher_of, settings_of
 from ..schemas import ResearchChatRequest
 
 log = logging.getLogger("research.routes")
@@ -41,6 +41,7 @@ async def research_chat(body: ResearchChatRequest, identity: Caller, request: Re
         temperature=body.temperature,
         max_sources=config.research_max_sources,
         max_tokens=config.chat_max_tokens or None,
+        knowledge=knowledge_search(request, identity) if body.use_knowledge_base else None,
     )
 
     async def events() -> AsyncIterator[bytes]:
