@@ -26,6 +26,7 @@ from fleet import (
     MICRO,
     ROOT,
     all_venvs,
+    ensure_apt,
     ensure_optional,
     ensure_system_packages,
     locked,
@@ -91,6 +92,7 @@ def run_lint(tally: Tally) -> None:
 
 def run_static(tally: Tally) -> None:
     tools = tools_venv()
+    ensure_apt(["prometheus"])  # promtool: tests/static/test_prometheus.py checks and tests the alert rules
     env = {**os.environ, "PATH": f"{tools / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     _pytest(tools / "bin" / "python", ["tests/static"], "static", tally, env, ROOT)
 

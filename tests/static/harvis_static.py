@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fleet_services import SERVICES, Service  # noqa: E402
 
 # Services compose runs that are not ours (not in the fleet table).
-INFRA_SERVICES = frozenset({"nginx", "postgres", "redis", "ollama", "ollama-gpu", "n8n"})
+INFRA_SERVICES = frozenset({"nginx", "postgres", "redis", "ollama", "ollama-gpu", "n8n", "prometheus"})
 
 # Must be given to compose, which refuses to start without them (`${VAR:?message}`).
 REQUIRED_SECRETS = (
