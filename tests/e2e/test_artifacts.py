@@ -24,7 +24,7 @@ import openpyxl
 import pptx
 import pypdf
 import pytest
-from conftest import FakeOllamaProcess, Fleet, User, new_user
+from conftest import BASE_URL, FakeOllamaProcess, Fleet, User, new_user
 
 from harvis_testkit import parse_sse  # on the path from conftest
 
@@ -135,7 +135,7 @@ def test_another_user_gets_404_everywhere(client: httpx.Client, user: User) -> N
     for method, suffix in (("GET", ""), ("GET", "/download"), ("GET", "/preview"), ("DELETE", "")):
         path = f"/api/artifacts/{made['id']}{suffix}"
         assert client.request(method, path, headers=other.bearer).status_code == 404, (method, path)
-        assert client.request(method, path).status_code == 401
+        assert httpx.request(method, BASE_URL + path).status_code == 401  # no token, no cookie
     assert client.get("/api/artifacts/", headers=other.bearer).json() == {"artifacts": []}
     assert client.get("/api/artifacts/not-a-uuid", headers=user.bearer).status_code == 422
     assert client.get(f"/api/artifacts/{made['id']}", headers=user.bearer).status_code == 200

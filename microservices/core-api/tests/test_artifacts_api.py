@@ -80,6 +80,17 @@ async def test_every_type_from_spec_to_file(chat_server: ChatServer) -> None:
                     "framework": "react",
                     "dependencies": {"react": "^18.2.0"},
                 }
+        # Titles in any script: an ASCII filename, and the exact one in filename*.
+        r = await c.post(
+            "/api/artifacts", json={"type": "pdf", "title": 'Café 日本 "q"', "spec": SPECS["pdf"]}, headers=h
+        )
+        done = await wait_done(c, h, r.json()["id"])
+        d = await c.get(done["download_url"], headers=h)
+        assert d.status_code == 200
+        assert d.headers["content-disposition"] == (
+            "attachment; filename=\"Caf_ __ _q_.pdf\"; filename*=UTF-8''Caf%C3%A9%20%E6%97%A5%E6%9C%AC%20_q_.pdf"
+        )
+        await c.delete(f"/api/artifacts/{done['id']}", headers=h)
         # A document has no code preview.
         assert (await c.get(f"/api/artifacts/{made['pdf']['id']}/preview", headers=h)).status_code == 409
 

@@ -148,6 +148,9 @@ def test_hostile_specs_break_a_named_limit() -> None:
     assert "at most 100" in _refused("presentation", {"slides": [{"title": "s"}] * 101})
     assert "block" in _refused("document", {"blocks": [{"type": "script", "text": "x"}]})
     _refused("video", {"blocks": []})  # not a type
+    assert "NUL" in _refused("document", {"blocks": [{"type": "paragraph", "text": "a\x00b"}], "x\x00": 1})
+    assert "valid string" in _refused("document", DOCUMENT, description="\ud800")  # lone surrogates
+    assert "cannot be stored" in _refused("document", {"blocks": [{"type": "paragraph", "text": "\udfff"}]})
     with pytest.raises(ValidationError):
         ArtifactCreate(type="document", title="", spec=DOCUMENT)
 

@@ -289,8 +289,6 @@ class CodeSpec(_Spec):
             parts = clean.split("/")
             if not _PATH.match(clean) or any(p in ("", ".", "..") for p in parts):
                 raise PydanticCustomError("file_path", "Not a relative file path: {p}", {"p": path[:100]})
-            if "\x00" in content:
-                raise PydanticCustomError("nul_character", "Files must not contain NUL (\\u0000) characters")
             out[clean] = content
         return out
 
@@ -334,7 +332,19 @@ def spec_bytes(spec: dict[str, Any]) -> int:
         ) from None
     if size > MAX_SPEC_BYTES:
         raise PydanticCustomError("spec_too_large", "A spec is at most {n} bytes as JSON", {"n": MAX_SPEC_BYTES})
+    if _has_nul(spec):  # jsonb cannot hold U+0000
+        raise PydanticCustomError("nul_character", "Text must not contain NUL (\\u0000) characters")
     return size
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse_spec(artifact_type: str, spec: dict[str, Any]) -> Any:

@@ -89,11 +89,12 @@ async def download_artifact(artifact_id: ArtifactId, user: Caller, artifacts: Ar
         return JSONResponse({"detail": problem, "message": problem, "status": row["status"]}, status_code=409)
     else:
         data, mime, name = row["file"], row["mime_type"], filename(row["title"], EXTENSION[row["type"]])
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")  # headers are Latin-1
     return Response(
         data,
         media_type=mime,
         headers={
-            "Content-Disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}",
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
         },
