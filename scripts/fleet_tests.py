@@ -125,6 +125,7 @@ def fleet_lock():
 def run_e2e(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
     ensure_optional()  # the demo model and n8n the e2e fleet runs, built before it starts
+    ensure_apt(["prometheus"])  # tests/e2e/test_observability.py runs it over the fleet
     with fleet_lock():
         _pytest(tools / "bin" / "python", shlex.split(extra) or ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
 

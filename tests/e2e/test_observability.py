@@ -7,13 +7,17 @@ OTLP/HTTP to tests/fakes/otlp_receiver.py); the logs carry the trace ids."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAKES, FakeOllamaProcess, Fleet, User, free_port, http_up, new_user, wait_for
+import yaml
+from conftest import FAKES, ROOT, FakeOllamaProcess, Fleet, User, free_port, http_up, new_user, wait_for
 from fleet_services import SERVICES
 
 from harvis_testkit import parse_sse  # on the path from conftest
@@ -228,3 +232,95 @@ def test_chat_counts_turns_tokens_and_first_token_per_model(client: httpx.Client
     assert value(text, "harvis_chat_turns_total", outcome="complete", model=MODEL) == before + 1
     assert value(text, "harvis_chat_time_to_first_token_seconds_count", model=MODEL) >= 1
     assert value(text, "harvis_chat_tokens_total", kind="completion", model=MODEL) >= 1
+
+
+# ---------------------------------------------------------------- Prometheus over the fleet
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+DEPLOY = ROOT / "deploy"
+SHORT_PANELS = (  # dashboard panels that have data once the tests above ran
+    "Services up",
+    "Requests / s by service",
+    "Requests in flight",
+    "Proxied requests / s by upstream and status",
+    "Gateway p95 latency by upstream",
+    "Open streams (SSE, WebSocket)",
+    "Logins by outcome",
+    "Time to first token (p50, p95) by model",
+    "Tokens / s by model",
+    "Chat turns by outcome",
+)
+
+
+class Prometheus:
+    """Debian's prometheus with deploy/prometheus/prometheus.native.yml and alerts.yml, scraping
+    every second (the scrape targets and rules as shipped)."""
+
+    def __init__(self, fleet_proc: Fleet, workdir: Path) -> None:
+        config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.native.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        shutil.copy(DEPLOY / "prometheus" / "alerts.yml", workdir / "alerts.yml")
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        log = fleet_proc.log_path("prometheus").open("ab")
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address={self.url.removeprefix('http://')}"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        )  # fmt: skip
+        assert wait_for(lambda: http_up(self.url + "/-/ready"), 30), "prometheus did not start"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        r = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "success", (expr, body)
+        return body["data"]["result"]
+
+    def up(self) -> dict[str, float]:
+        return {s["metric"]["job"]: float(s["value"][1]) for s in self.query("up")}
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return httpx.get(self.url + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_prometheus_scrapes_the_fleet_and_sees_a_killed_service(
+    client: httpx.Client, fleet_proc: Fleet, traced: Receiver, tmp_path: Path
+) -> None:
+    prom = Prometheus(fleet_proc, tmp_path)
+    try:
+        jobs = {svc.name for svc in SERVICES}
+        assert wait_for(lambda: prom.up() == dict.fromkeys(jobs, 1.0), 30), prom.up()
+        # Some traffic of each kind the dashboard shows, then a few scrapes.
+        user = new_user(client)
+        client.get("/api/research/diagnostics/whoami", headers=user.bearer)
+        chat(client, user, {"message": "Dashboard, please", "history": []})
+        time.sleep(4)
+        board = json.loads((DEPLOY / "grafana" / "harvis-fleet.json").read_text())
+        empty = []
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                if not prom.query(target["expr"]) and panel["title"] in SHORT_PANELS:
+                    empty.append(panel["title"])
+        assert not empty, f"dashboard panels without data: {empty}"
+        # A killed service: its scrape fails at once, and HarvisServiceDown is pending (it fires
+        # after its `for: 1m`, which alerts_test.yml checks with promtool).
+        fleet_proc.stop("mcp-service")
+        try:
+            assert wait_for(lambda: prom.up().get("mcp-service") == 0.0, 15), prom.up()
+
+            def pending() -> bool:
+                return any(
+                    a["labels"]["alertname"] == "HarvisServiceDown" and a["labels"]["job"] == "mcp-service"
+                    for a in prom.alerts()
+                )
+
+            assert wait_for(pending, 15), prom.alerts()
+        finally:
+            fleet_proc.restart("mcp-service")
+        assert wait_for(lambda: prom.up().get("mcp-service") == 1.0, 15), prom.up()
+    finally:
+        prom.stop()
