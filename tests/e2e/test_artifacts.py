@@ -6,7 +6,8 @@ artifact's preview in Sandpack's form; another user gets 404 on every route; hos
 4xx. Then core-api is restarted against the fake Ollama (which echoes the user's message, so
 its answer holds the `artifact` block the message carries): a chat turn asking for a
 spreadsheet ends with an artifact that becomes `ready`, holding that data and a working formula,
-and the reopened session shows it in `metadata.artifact`.
+and the reopened session shows it in `metadata.artifact`; the same for a document, a PDF, a
+presentation and a code project (its preview).
 """
 
 from __future__ import annotations
@@ -225,3 +226,23 @@ def test_a_chat_turn_makes_a_spreadsheet(client: httpx.Client, fake_ollama: str)
     assert assistant["metadata"]["artifact"]["downloadUrl"] == art["download_url"]
     other = new_user(client)
     assert client.get(f"/api/artifacts/{art['id']}", headers=other.bearer).status_code == 404
+
+
+@pytest.mark.parametrize("artifact_type", ["document", "pdf", "presentation", "code"])
+def test_chat_turns_make_the_other_types(client: httpx.Client, fake_ollama: str, artifact_type: str) -> None:
+    user = new_user(client)
+    block = json.dumps({"type": artifact_type, "title": f"Chat {artifact_type}", "spec": SPECS[artifact_type]})
+    message = f"Please make this {artifact_type}.\n```artifact\n{block}\n```"
+    with client.stream("POST", "/api/chat", json={"message": message, "model": "fake-llama"}, headers=user.bearer) as r:
+        events, _ = parse_sse(r.read())
+    art = events[-1]["artifact"]
+    assert art["type"] == artifact_type
+    ready = poll(client, user, art["id"])
+    assert ready["status"] == "ready", ready
+    if artifact_type == "code":
+        preview = client.get(art["preview_url"], headers=user.bearer).json()
+        assert preview["content"]["entry_file"] == "App.tsx" and preview["framework"] == "react"
+        assert preview["content"]["files"]["App.tsx"] == CODE["files"]["/App.tsx"]
+    check_file(artifact_type, client.get(art["download_url"], headers=user.bearer).content)
+    detail = client.get(f"/api/chat-history/sessions/{events[-1]['session_id']}", headers=user.bearer).json()
+    assert detail["messages"][-1]["metadata"]["artifact"]["id"] == art["id"]
