@@ -3,7 +3,9 @@
 it), keeping the spans in memory; `GET /spans` lists them as JSON, `DELETE /spans` forgets them.
 
 Run it with a Python that has `opentelemetry-proto` (every service's venv does: the exporter
-depends on it): `python tests/fakes/otlp_receiver.py --port 4318`.
+depends on it): `python tests/fakes/otlp_receiver.py --port 4318`. With `--discard` it only
+counts what it receives (`GET /stats`), as cheaply as it can: for benchmarks, where a
+collector would run on another machine.
 """
 
 from __future__ import annotations
@@ -57,10 +59,13 @@ def decode(body: bytes) -> list[dict[str, Any]]:
 class Receiver(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], discard: bool = False) -> None:
         super().__init__(address, Handler)
         self.spans: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.discard = discard
+        self.requests = 0
+        self.bytes = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -81,6 +86,12 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(404, b"", "text/plain")
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.discard:
+            with self.server.lock:
+                self.server.requests += 1
+                self.server.bytes += len(body)
+            self._reply(200, b"", "application/x-protobuf")
+            return
         encoding = (self.headers.get("Content-Encoding") or "").lower()
         if encoding == "gzip":
             body = gzip.decompress(body)
@@ -101,6 +112,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._reply(200, b"ok", "text/plain")
+        elif self.path == "/stats":
+            body = json.dumps({"requests": self.server.requests, "bytes": self.server.bytes}).encode()
+            self._reply(200, body, "application/json")
         elif self.path == "/spans":
             with self.server.lock:
                 body = json.dumps(self.server.spans).encode()
@@ -118,8 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4318)
+    parser.add_argument("--discard", action="store_true", help="count requests and bytes, keep nothing")
     args = parser.parse_args()
-    Receiver((args.host, args.port)).serve_forever()
+    Receiver((args.host, args.port), args.discard).serve_forever()
 
 
 if __name__ == "__main__":

@@ -124,11 +124,12 @@ class ServiceMiddleware:
                         "user_id": user_id,
                     },
                 )
-            method = scope.get("method", "WS")
-            span.rename(f"{method} {route_template(scope)}")
-            span.set("http.request.method", method)
-            span.set("http.route", route_template(scope))
-            span.set("harvis.request_id", rid)
+            if span.recording:
+                method, route = scope.get("method", "WS"), route_template(scope)
+                span.rename(f"{method} {route}")
+                span.set("http.request.method", method)
+                span.set("http.route", route)
+                span.set("harvis.request_id", rid)
             span.end(status_holder[0])
             current_trace.reset(trace_token)
             request_id_var.reset(token)

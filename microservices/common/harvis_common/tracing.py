@@ -148,6 +148,11 @@ class Span:
     def traceparent(self) -> str:
         return self.ids.traceparent
 
+    @property
+    def recording(self) -> bool:
+        """An OpenTelemetry span is being recorded (attributes are worth setting)."""
+        return self._otel is not None
+
     def set(self, key: str, value: Any) -> None:
         if self._otel is not None and value is not None:
             self._otel.set_attribute(key, value)
