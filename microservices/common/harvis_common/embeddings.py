@@ -61,38 +61,35 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """BERT's exact (erf) GELU."""
-    return 0.5 * x * (1.0 + _erf(x * np.float32(1.0 / math.sqrt(2.0))))
+    """BERT's exact (erf) GELU, x · ½(1 + erf(x/√2)), computed into `x` (which it returns)."""
+    e = _erf(x * np.float32(1.0 / math.sqrt(2.0)))
+    e += np.float32(1.0)
+    e *= np.float32(0.5)
+    x *= e
+    return x
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf to ~1.2e-7 everywhere (Numerical Recipes' erfc Chebyshev fit), in float64:
-    below float32 resolution, so the vectors match torch's to rounding."""
-    z = np.abs(x.astype(np.float64))
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = (
-        -z * z
-        - 1.26551223
-        + t
-        * (
-            1.00002368
-            + t
-            * (
-                0.37409196
-                + t
-                * (
-                    0.09678418
-                    + t
-                    * (
-                        -0.18628806
-                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))
-                    )
-                )
-            )
-        )
-    )
-    erfc = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(np.float32)
+    """erf to 1.5e-7 (Abramowitz & Stegun 7.1.26) in float32, in place on one copy of `x`:
+    as exact as the vectors need (they match torch's to 1e-7 in tests), at a fraction of the
+    time a float64 evaluation with temporaries took (a third of the forward pass)."""
+    f = np.float32
+    z = np.abs(x)
+    t = z * f(0.3275911)
+    t += f(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * f(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736):
+        poly += f(c)
+        poly *= t
+    poly += f(0.254829592)
+    poly *= t
+    np.multiply(z, z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # erfc(|x|)
+    np.subtract(f(1.0), poly, out=poly)
+    return np.copysign(poly, x, out=poly)
 
 
 class MiniLMEmbedder:
@@ -111,6 +108,11 @@ class MiniLMEmbedder:
         for name in list(self.w):  # linear weights pre-transposed once: x @ W.T → x @ Wt
             if name.endswith(".weight") and ".encoder." in "." + name and "LayerNorm" not in name:
                 self.w[name] = np.ascontiguousarray(self.w[name].T)
+        for i in range(self.layers):  # query, key and value as one (384, 1152) GEMM
+            a = f"{self.prefix}encoder.layer.{i}.attention.self."
+            for part in ("weight", "bias"):
+                names = [f"{a}{m}.{part}" for m in ("query", "key", "value")]
+                self.w[f"{a}qkv.{part}"] = np.ascontiguousarray(np.concatenate([self.w.pop(nm) for nm in names], -1))
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_seq_length)
         self.tokenizer.no_padding()
@@ -127,40 +129,50 @@ class MiniLMEmbedder:
     def _p(self, name: str) -> np.ndarray:
         return self.w[self.prefix + name]
 
+    def _lin(self, x: np.ndarray, name: str) -> np.ndarray:
+        """x (rows, in) @ W + b as one GEMM over all the batch's tokens."""
+        out = x @ self._p(name + ".weight")
+        out += self._p(name + ".bias")
+        return out
+
     def _encode_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         b, n = ids.shape
         x = self._p("embeddings.word_embeddings.weight")[ids]
-        x = x + self._p("embeddings.position_embeddings.weight")[np.arange(n)][None]
-        x = x + self._p("embeddings.token_type_embeddings.weight")[0][None, None]
+        x += self._p("embeddings.position_embeddings.weight")[np.arange(n)][None]
+        x += self._p("embeddings.token_type_embeddings.weight")[0][None, None]
         x = _layer_norm(x, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self.eps)
+        width = x.shape[-1]
+        x = x.reshape(b * n, width)  # every token of the batch as one matrix: one GEMM per layer step
         h = self.heads
-        d = x.shape[-1] // h
+        d = width // h
         bias = ((1.0 - mask[:, None, None, :]) * np.finfo(np.float32).min).astype(np.float32)
+        scale = np.float32(1.0 / math.sqrt(d))
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
-
-            def lin(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return t @ self._p(p + name + ".weight") + self._p(p + name + ".bias")
-
-            q = lin(x, "attention.self.query").reshape(b, n, h, d).transpose(0, 2, 1, 3)
-            k = lin(x, "attention.self.key").reshape(b, n, h, d).transpose(0, 2, 3, 1)
-            v = lin(x, "attention.self.value").reshape(b, n, h, d).transpose(0, 2, 1, 3)
-            scores = (q @ k) / math.sqrt(d) + bias
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            qkv = self._lin(x, p + "attention.self.qkv").reshape(b, n, 3, h, d)
+            q = qkv[:, :, 0].transpose(0, 2, 1, 3)
+            k = qkv[:, :, 1].transpose(0, 2, 3, 1)
+            v = qkv[:, :, 2].transpose(0, 2, 1, 3)
+            scores = q @ k
+            scores *= scale
+            scores += bias
+            scores -= scores.max(-1, keepdims=True)
+            np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b, n, h * d)
-            attn = lin(ctx, "attention.output.dense")
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b * n, width)
+            attn = self._lin(ctx, p + "attention.output.dense")
+            attn += x
             x = _layer_norm(
-                attn + x,
+                attn,
                 self._p(p + "attention.output.LayerNorm.weight"),
                 self._p(p + "attention.output.LayerNorm.bias"),
                 self.eps,
             )
-            inter = _gelu(lin(x, "intermediate.dense"))
-            out = lin(inter, "output.dense")
-            x = _layer_norm(
-                out + x, self._p(p + "output.LayerNorm.weight"), self._p(p + "output.LayerNorm.bias"), self.eps
-            )
+            inter = _gelu(self._lin(x, p + "intermediate.dense"))
+            out = self._lin(inter, p + "output.dense")
+            out += x
+            x = _layer_norm(out, self._p(p + "output.LayerNorm.weight"), self._p(p + "output.LayerNorm.bias"), self.eps)
+        x = x.reshape(b, n, width)
         m = mask[:, :, None]
         pooled = (x * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
