@@ -323,3 +323,36 @@ def test_prometheus_scrapes_the_fleet_and_sees_a_killed_service(
         assert wait_for(lambda: prom.up().get("mcp-service") == 1.0, 15), prom.up()
     finally:
         prom.stop()
+
+
+# ---------------------------------------------------------------- the audit trail
+
+
+def test_the_audit_trail_shows_which_service_acted_for_the_user(client: httpx.Client, admin: User) -> None:
+    user = new_user(client)
+    me = client.get("/api/auth/me", headers=user.bearer).json()["id"]
+    r = client.post("/api/vibe/session/create", json={"name": "audit", "language": "python"}, headers=user.bearer)
+    assert r.status_code == 200, r.text
+    sid = r.json()["session_id"]
+    body = {"session_id": sid, "code": "print('s3cret output')"}
+    r = client.post("/api/vibe/execute", json=body, headers=user.bearer, timeout=60)
+    assert r.status_code == 200, r.text
+    assert client.get("/api/admin/audit", headers=user.bearer).status_code == 403  # administrators only
+
+    def events() -> list[dict[str, Any]]:
+        r = client.get("/api/admin/audit", params={"user": me}, headers=admin.bearer)
+        assert r.status_code == 200, r.text
+        return r.json()["events"]
+
+    def complete() -> bool:
+        return {"request", "sandbox_run"} <= {e["action"] for e in events()}
+
+    assert wait_for(complete, 15), events()
+    got = events()
+    assert all(e["user_id"] == me for e in got)
+    hops = [e for e in got if e["action"] == "request"]
+    assert {"POST /api/vibe/session/create", "POST /api/vibe/execute"} <= {e["target"] for e in hops}
+    assert all(e["service"] == "vibe-coding" and e["outcome"] == "200" and e["request_id"] for e in hops)
+    (run,) = [e for e in got if e["action"] == "sandbox_run"]
+    assert run["service"] == "vibe-coding" and run["outcome"] == "completed" and sid in run["target"]
+    assert "s3cret" not in json.dumps(got)  # no code, no output

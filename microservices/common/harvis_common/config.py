@@ -18,6 +18,9 @@ class ServiceSettings(BaseSettings):
 
     # The service's own name: the audience its internal-auth tokens must carry.
     service_name: str = "service"
+    # core-api's internal API (harvis_common.core_client): the chat history, token exchange, and
+    # the audit trail every service reports what it did for a user to.
+    core_api_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     # Ed25519 public key (base64url, 32 raw bytes) that verifies X-Internal-Auth.
     internal_auth_public_key: str = ""

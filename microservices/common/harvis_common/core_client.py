@@ -6,7 +6,9 @@ that token's user. Two things are there:
 
 - the chat history (`/internal/history/…`): write and read the user's sessions;
 - token exchange (`/internal/token`): a token for another service, for the same
-  user, where core-api's delegation policy allows it (voice → research).
+  user, where core-api's delegation policy allows it (voice → research);
+- the audit trail (`/internal/audit`): what the service did for the user (`report_audit`,
+  in the background: a request never waits for it).
 
     core = CoreClient(settings.core_api_url)
     saved = await core.save_exchange(token, user_message={"content": q}, assistant_message={...})
@@ -17,6 +19,8 @@ Needs `aiohttp` in the service's requirements.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -24,7 +28,10 @@ import aiohttp
 from .internal_auth import HEADER
 from .tracing import outbound_headers
 
-__all__ = ["CoreClient", "CoreClientError"]
+__all__ = ["CoreClient", "CoreClientError", "report_audit"]
+
+log = logging.getLogger("harvis.core_client")
+_reports: set[asyncio.Task[None]] = set()
 
 
 class CoreClientError(Exception):
@@ -95,7 +102,34 @@ class CoreClient:
             raise CoreClientError("core-api gave no token")
         return data["token"]
 
+    async def audit(self, token: str, action: str, target: str | None, outcome: str) -> None:
+        """Report to core-api's audit trail what this service did for the token's user."""
+        await self._call(
+            "POST", "/internal/audit", token, json={"action": action, "target": target, "outcome": outcome}
+        )
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def report_audit(base_url: str, token: str | None, action: str, target: str | None, outcome: object) -> None:
+    """`CoreClient.audit` in the background (call it while serving the user's request, with that
+    request's X-Internal-Auth): nothing waits for it, a failure is logged. For acts that are
+    not per-request hot paths (a sandbox run, a workflow execution)."""
+    if not token:
+        return
+
+    async def send() -> None:
+        client = CoreClient(base_url, timeout_s=5.0)
+        try:
+            await client.audit(token, action, target[:200] if target else None, str(outcome)[:40])
+        except CoreClientError as exc:
+            log.warning("audit report failed", extra={"action": action, "reason": str(exc)[:200]})
+        finally:
+            await client.close()
+
+    task = asyncio.get_running_loop().create_task(send())
+    _reports.add(task)
+    task.add_done_callback(_reports.discard)

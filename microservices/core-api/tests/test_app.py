@@ -32,9 +32,11 @@ def test_every_route_falls_under_the_manifest() -> None:
 
 
 def test_the_internal_api_is_what_the_services_call() -> None:
-    # harvis_common.core_client: history exchange, a session's recent messages, token exchange.
+    # harvis_common.core_client: history exchange, a session's recent messages, token exchange,
+    # audit reports.
     internal = sorted(p for _, p in served_routes(create_app(make_settings()).api) if p.startswith("/internal/"))
     assert internal == [
+        "/internal/audit",
         "/internal/history/exchange",
         "/internal/history/sessions/{session_id}/messages",
         "/internal/token",

@@ -133,6 +133,28 @@ async def test_gateway_hops_and_internal_calls_are_recorded(served: Served, pool
         assert [e["action"] for e in rest] == ["token_exchange", "request"]
 
 
+async def test_services_report_what_they_did_for_the_user(served: Served, pool: asyncpg.Pool) -> None:
+    async with served.client() as c:
+        alice, _ = await signed_up(c, pool)
+        _, admin_token = await signed_up(c, pool, admin=True)
+        vibe = internal_token("vibe-coding", alice)
+        report = {"action": "sandbox_run", "target": "python session 1234", "outcome": "completed"}
+        r = await c.post("/internal/audit", json=report, headers={HEADER: vibe})
+        assert r.status_code == 202 and r.json() == {"recorded": True}
+        # core-api's own actions cannot be reported, nor free text, nor without a service's token.
+        for bad in ({**report, "action": "token_exchange"}, {**report, "action": "Drop table"},
+                    {**report, "outcome": "ok; rm -rf"}, {**report, "target": "x" * 201}):  # fmt: skip
+            assert (await c.post("/internal/audit", json=bad, headers={HEADER: vibe})).status_code == 422, bad
+        assert (await c.post("/internal/audit", json=report)).status_code == 401
+        await served.audit.flush()
+        (event,) = await events(c, admin_token, user=alice, action="sandbox_run")
+        assert (event["service"], event["target"], event["outcome"]) == (
+            "vibe-coding",
+            "python session 1234",
+            "completed",
+        )
+
+
 async def test_only_administrators_read_it(served: Served, pool: asyncpg.Pool) -> None:
     async with served.client() as c:
         _, token = await signed_up(c, pool)

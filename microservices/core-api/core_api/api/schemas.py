@@ -240,6 +240,14 @@ class TokenRequest(BaseModel):
     audience: str = Field(min_length=1, max_length=100)
 
 
+class AuditReport(BaseModel):
+    """What a service did for the user (`POST /internal/audit`): no bodies, no secrets."""
+
+    action: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")  # e.g. sandbox_run, n8n_execution
+    target: str | None = Field(default=None, max_length=200)  # e.g. a workflow or session id
+    outcome: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
 class MessageIn(BaseModel):
     content: PgText = Field(max_length=100_000)
     reasoning: PgText | None = Field(default=None, max_length=100_000)

@@ -7,6 +7,8 @@ gateway does not proxy it). A service sends back the user's forwarded `X-Interna
   user whose request it is serving (others' session ids are 404).
 - Token exchange (`POST /internal/token`): a token for another service, for the same user,
   where the delegation policy (`internal/token_exchange.py`) allows it.
+- The audit trail (`POST /internal/audit`): a service reports what it did for the user (a
+  sandbox run, an n8n execution); recorded under the calling service's name.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from harvis_common.internal_auth import InternalSigner
 
+from ...audit import INTERNAL_ACTIONS
 from ...internal.callers import AUDIENCES
 from ...internal.token_exchange import may_delegate, sign_for
 from ...store.chat import title_from
 from ..deps import Internal, InternalUser, Store
-from ..schemas import ExchangeIn, TokenRequest
+from ..schemas import AuditReport, ExchangeIn, TokenRequest
 
 router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
 
@@ -69,3 +72,18 @@ async def exchange_token(body: TokenRequest, caller: Internal, request: Request)
     signer: InternalSigner = request.app.state.internal_signer
     token = sign_for(signer, caller.identity, body.audience)
     return {"token": token, "audience": body.audience, "token_type": "internal", "expires_in": signer.ttl_s}
+
+
+# Actions only core-api records itself (the gateway's, the internal API's): a service cannot report them.
+RESERVED_ACTIONS = frozenset({"request", "websocket", *INTERNAL_ACTIONS.values()})
+
+
+@router.post("/audit", status_code=202)
+async def report_audit(body: AuditReport, caller: Internal, request: Request) -> dict[str, Any]:
+    if body.action in RESERVED_ACTIONS:
+        raise HTTPException(422, f"{body.action!r} is recorded by core-api itself")
+    audit = getattr(request.app.state, "audit", None)
+    if audit is not None:
+        identity = caller.identity
+        audit.record(identity.user_id, caller.service, body.action, body.target, body.outcome, identity.request_id)
+    return {"recorded": audit is not None}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from harvis_common.core_client import report_audit
+from harvis_common.internal_auth import HEADER
 
 from ...limits import LimitReached
 from ...metrics import count_execution
@@ -17,8 +20,15 @@ from ..schemas import ExecuteBody
 router = APIRouter(prefix="/api/n8n", tags=["n8n"])
 
 
+def audit_execution(st: Any, request: Request, workflow_id: str, status: str) -> None:
+    """core-api's audit trail: a run of the user's workflow (never its input or output)."""
+    report_audit(
+        st.settings.core_api_url, request.headers.get(HEADER), "n8n_execution", f"workflow {workflow_id}", status
+    )
+
+
 @router.post("/workflow/execute")
-async def execute(body: ExecuteBody, identity: Caller, st: N8n) -> dict[str, Any]:
+async def execute(body: ExecuteBody, identity: Caller, st: N8n, request: Request) -> dict[str, Any]:
     row = await owned(st, identity, body.workflow_id)
     if not row["webhook_path"]:
         raise HTTPException(409, "This workflow has no webhook trigger to run it")
@@ -46,6 +56,7 @@ async def execute(body: ExecuteBody, identity: Caller, st: N8n) -> dict[str, Any
             full = await st.n8n.get_execution(str(ex["id"]), include_data=True)
     except (N8nError, HTTPException) as exc:
         count_execution("failed")
+        audit_execution(st, request, body.workflow_id, "failed")
         if not called:  # n8n never ran it: the run and the activation are given back
             await st.limits.refund_run(run_id)
             if reserved:
@@ -55,10 +66,12 @@ async def execute(body: ExecuteBody, identity: Caller, st: N8n) -> dict[str, Any
         raise
     if ex is None:
         count_execution("unrecorded")
+        audit_execution(st, request, body.workflow_id, "unrecorded")
         return unrecorded_run(body.workflow_id, status, response)
     await st.store.add_execution(str(ex["id"]), body.workflow_id, identity.user_id)
     view = execution_view(full)
     count_execution(view.get("status"))
+    audit_execution(st, request, body.workflow_id, view.get("status") or "unknown")
     if status:
         view["response"] = response
         view["http_status"] = status

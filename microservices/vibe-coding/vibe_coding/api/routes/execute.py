@@ -6,7 +6,10 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
+
+from harvis_common.core_client import report_audit
+from harvis_common.internal_auth import HEADER
 
 from ...metrics import observe_run
 from ...sandbox import program_for
@@ -19,7 +22,7 @@ router = APIRouter(tags=["vibe-coding"])
 
 
 @router.post("/api/vibe/execute")
-async def execute(body: ExecuteRequest, caller: Caller, sessions: SessionsDep) -> dict[str, Any]:
+async def execute(body: ExecuteRequest, caller: Caller, sessions: SessionsDep, request: Request) -> dict[str, Any]:
     lang = known_language(body.language)
     if (body.code is None) == (body.command is None):
         raise HTTPException(400, "Give either code or command")
@@ -33,6 +36,9 @@ async def execute(body: ExecuteRequest, caller: Caller, sessions: SessionsDep) -
     program = program_for(lang, body.code, body.command)
     result = await run_program(sessions, caller, session_id, program, body.timeout)
     observe_run(lang.name, result)
+    # core-api's audit trail: a run in the user's sandbox (never the code or its output).
+    target = f"{lang.name} session {session_id}"
+    report_audit(sessions.settings.core_api_url, request.headers.get(HEADER), "sandbox_run", target, result.status)
     await sessions.store.touch_run(caller.user_id, session_id)
     log.info(
         "execution finished",
