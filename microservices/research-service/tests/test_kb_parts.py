@@ -106,3 +106,17 @@ def test_local_files_stay_under_the_roots(tmp_path: Path) -> None:
     assert confined("/etc/passwd", roots) is None and confined(f"{root}/../..", roots) is None
     assert confined(f"{root}/sub/../a.md", roots) == str(root / "a.md")
     assert list_files(["/etc"], roots, (".md",), 20)[0] == []
+
+
+def test_embedding_engines_agree() -> None:
+    """ONNX Runtime (installed here) and numpy run the same layers: the same vectors."""
+    import numpy as np
+
+    from harvis_common.embeddings import MiniLMEmbedder
+
+    fast, plain = MiniLMEmbedder.load(), MiniLMEmbedder.load(engine="numpy")
+    assert (fast.engine, plain.engine) == ("onnx", "numpy")
+    texts = ["short", "This is an example sentence", "a longer one about backups, " * 40, ""]
+    a, b = fast.encode(texts, batch_size=2), plain.encode(texts)
+    assert a.shape == (4, 384) and np.abs(a - b).max() < 1e-5
+    assert np.abs(a[1][:4] - np.array([0.0676569, 0.0634959, 0.0487132, 0.079305])).max() < 1e-5

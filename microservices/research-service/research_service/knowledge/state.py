@@ -86,6 +86,7 @@ class KnowledgeState:
             "vector_store": "pgvector",
             "embedding_model": self.kb.embeddings.name,
             "embedding_model_loaded": self.kb.embeddings.loaded,
+            "embedding_engine": self.kb.embeddings.engine,
             "worker": {"running": worker, "current_job": self.worker.current if self.worker else None},
             "documents": documents,
             "chunks": chunks,

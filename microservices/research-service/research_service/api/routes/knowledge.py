@@ -127,5 +127,7 @@ async def config(kb: KB, identity: Caller, request: Request) -> dict[str, Any]:
 
 @router.get("/api/rag/models")
 async def models(kb: KB, identity: Caller) -> dict[str, Any]:
-    model = {"name": kb.embeddings.name, "dimensions": kb.embeddings.dim, "active": True, "runtime": "numpy"}
+    await kb.embeddings.load()
+    model = {"name": kb.embeddings.name, "dimensions": kb.embeddings.dim, "active": True,
+             "runtime": kb.embeddings.engine}  # fmt: skip
     return {"embedding_models": [model], "current": kb.embeddings.name}
