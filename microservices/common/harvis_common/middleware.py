@@ -17,7 +17,7 @@ from .internal_auth import HEADER_LOWER, InternalAuthError, InternalVerifier
 from .logging import request_id_var
 from .metrics import route_template
 from .tracing import HEADER_LOWER as TRACEPARENT
-from .tracing import current_trace, server_span
+from .tracing import current_trace, server_span, unrecorded_span
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -79,7 +79,11 @@ class ServiceMiddleware:
             return
         rid = clean_request_id(header(scope, REQUEST_ID_HEADER))
         token = request_id_var.set(rid)
-        span = server_span(scope["path"], header(scope, TRACEPARENT))
+        raw_traceparent = header(scope, TRACEPARENT)
+        if scope["path"] in self.open_paths:
+            span = unrecorded_span(raw_traceparent)
+        else:
+            span = server_span(scope["path"], raw_traceparent)
         trace_token = current_trace.set(span.ids)
         start = time.perf_counter()
         status_holder = [0]

@@ -114,12 +114,6 @@ def configure_tracing(service: str) -> bool:
     return True
 
 
-def shutdown_tracing() -> None:
-    """Flush what is buffered (tests; the SDK also flushes at interpreter exit)."""
-    if _provider is not None:
-        _provider.force_flush()
-
-
 def tracing_enabled() -> bool:
     return _tracer is not None
 
@@ -207,16 +201,25 @@ def server_span(name: str, raw_traceparent: bytes | str | None, attributes: dict
         # A new trace: not under whatever the context holds (e.g. the previous request's).
         if _tracer is None:
             return Span(TraceIds(new_trace_id(), new_span_id(), "01"))
-        otel = _tracer.start_span(name, context=_EMPTY_CONTEXT(), kind=_otel_kind("server"), attributes=attributes)
+        otel = _tracer.start_span(name, context=_empty_context(), kind=_otel_kind("server"), attributes=attributes)
         sc = otel.get_span_context()
         return Span(TraceIds(f"{sc.trace_id:032x}", f"{sc.span_id:016x}", f"{int(sc.trace_flags):02x}"), otel)
     return start_span(name, kind="server", parent=parent, attributes=attributes)
 
 
-def _EMPTY_CONTEXT() -> Any:
+def _empty_context() -> Any:
     from opentelemetry.context import Context
 
     return Context()
+
+
+def unrecorded_span(raw_traceparent: bytes | str | None) -> Span:
+    """Ids for the logs, never an exported span: probes and scrapes (`/health`, `/ready`,
+    `/metrics`) would otherwise fill the traces every few seconds."""
+    parent = parse_traceparent(raw_traceparent)
+    if parent is None:
+        return Span(TraceIds(new_trace_id(), new_span_id(), "01"))
+    return Span(TraceIds(parent.trace_id, new_span_id(), parent.flags))
 
 
 def outbound_headers(headers: dict[str, str] | None = None) -> dict[str, str]:

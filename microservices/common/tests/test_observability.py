@@ -165,6 +165,8 @@ def test_otel_spans_have_the_right_parents(kit: InternalAuthKit, monkeypatch: py
     client = make_app(kit, seen)
     client.get("/api/obs/items/7", headers={**kit.headers(SERVICE), "traceparent": PARENT})
     client.get("/api/obs/items/8", headers=kit.headers(SERVICE))
+    for probe in ("/health", "/ready", "/metrics"):  # probes and scrapes: no spans
+        client.get(probe, headers={"traceparent": PARENT})
     spans = exporter.get_finished_spans()
     assert [s.name for s in spans] == ["GET /api/obs/items/{item_id}"] * 2
     first, second = spans

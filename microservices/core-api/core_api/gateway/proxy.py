@@ -19,7 +19,7 @@ from harvis_common.logging import request_id_var
 from harvis_common.metrics import METRICS_PATH, observe_request
 from harvis_common.middleware import REQUEST_ID_HEADER, clean_request_id, header, send_json_error
 from harvis_common.tracing import HEADER_LOWER as TRACEPARENT
-from harvis_common.tracing import current_trace, server_span, tracing_enabled
+from harvis_common.tracing import current_trace, server_span, tracing_enabled, unrecorded_span
 
 from ..audit import INTERNAL_ACTIONS, AuditLog
 from ..auth.context import AUTH_UNAVAILABLE, STATE_RETRY_AFTER_S, Authenticator, token_from_headers
@@ -162,12 +162,14 @@ class Gateway:
             await send(message)
 
         token = request_id_var.set(rid)
-        span = server_span("core-api", header(scope, TRACEPARENT))
+        quiet = scope["path"] in QUIET_PATHS  # probes and scrapes: no access line, no exported span
+        raw_traceparent = header(scope, TRACEPARENT)
+        span = unrecorded_span(raw_traceparent) if quiet else server_span("core-api", raw_traceparent)
         trace_token = current_trace.set(span.ids)
         try:
             await self.api(scope, receive, send_with_rid)
         finally:
-            if scope["path"] not in QUIET_PATHS:
+            if not quiet:
                 log_access(scope, status or 500, start, state.get("user_id"), None)
                 route = observe_request(scope, status or 500, start)
                 if route in INTERNAL_ACTIONS and self.audit is not None and "internal_service" in state:
