@@ -11,8 +11,16 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 log = logging.getLogger("research.cache")
+
+# Per kind of entry (the key's prefix: search results, pages), hit or miss (docs/observability.md).
+LOOKUPS = Counter("harvis_research_cache_lookups", "Cache lookups by kind and result.", ("kind", "result"))
+
+
+def _counted(key: str, hit: bool) -> None:
+    LOOKUPS.labels(key.partition(":")[0][:20], "hit" if hit else "miss").inc()
 
 
 def cache_key(kind: str, *parts: str) -> str:
@@ -34,9 +42,11 @@ class MemoryCache:
         if item is None or item[0] < time.monotonic():
             self._items.pop(key, None)
             self.misses += 1
+            _counted(key, False)
             return None
         self._items.move_to_end(key)
         self.hits += 1
+        _counted(key, True)
         return orjson.loads(item[1])
 
     async def set(self, key: str, value: Any) -> None:
@@ -73,8 +83,10 @@ class RedisCache:
             raw = None
         if raw is None:
             self.misses += 1
+            _counted(key, False)
             return None
         self.hits += 1
+        _counted(key, True)
         return orjson.loads(raw)
 
     async def set(self, key: str, value: Any) -> None:
