@@ -4,7 +4,7 @@ PY ?= python3
 COMPOSE ?= docker compose
 
 # build-<service> goes through the pattern rule below (a phony target would skip it).
-.PHONY: dev setup test lint bench up down logs build
+.PHONY: dev setup test lint bench up up-gpu down logs build
 
 dev:            ## run every service natively behind nginx on :9000
 	$(PY) scripts/fleet.py dev
@@ -23,6 +23,10 @@ bench:          ## gateway throughput and per-service install footprint (see doc
 
 up: build       ## the fleet in containers (docker or podman; needs a .env, see README)
 	$(COMPOSE) up -d
+
+up-gpu: build   ## the same with the GPU voice image (NVIDIA GPU and container toolkit)
+	$(PY) scripts/images.py build voice --variant gpu
+	$(COMPOSE) -f docker-compose.yaml -f docker-compose.gpu.yaml up -d
 
 down:
 	$(COMPOSE) down

@@ -35,10 +35,14 @@ from fleet_services import SERVICES, Service  # noqa: E402
 
 PYTHON_IMAGE = "python:3.11-slim-bookworm"
 DEBIAN_PYTHON = "localhost/harvis/debian-python:bookworm"
-DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
+DEBIAN_PACKAGES = "python3,ca-certificates"  # pip and venv: only in the build image
 # crun refuses some hosts' hybrid cgroup layout and raising nofile isn't allowed everywhere:
 # podman runs with runc and modest ulimits unless the user has their own containers.conf.
 PODMAN_CONF = ROOT / "deploy" / "podman" / "containers.conf"
+# What the tests need to build and run the images with podman (Debian), installed by the
+# test runner: runc (see above), catatonit for `init: true`, the network plugins podman's
+# setup wants even when containers use the host network, mmdebstrap for the python image.
+CONTAINER_PACKAGES = ("podman", "runc", "catatonit", "containernetworking-plugins", "mmdebstrap")
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
@@ -63,11 +67,17 @@ class Engine:
 
     @classmethod
     def find(cls) -> Engine:
+        """The first engine that answers: a docker client without a daemon doesn't count."""
         wanted = os.environ.get("HARVIS_CONTAINER_ENGINE")
         for name in [wanted] if wanted else ["docker", "podman"]:
             if shutil.which(name):
-                return cls(name)
-        sys.exit("images: no container engine: install docker or podman (Debian: apt-get install podman runc)")
+                engine = cls(name)
+                try:
+                    if engine.run("info", check=False, capture=True, timeout=30).returncode == 0:
+                        return engine
+                except subprocess.TimeoutExpired:
+                    pass
+        sys.exit("images: no working container engine: install docker or podman (Debian: apt-get install podman runc)")
 
     def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float | None = None):
         return subprocess.run(
@@ -77,8 +87,8 @@ class Engine:
     def exists(self, image: str) -> bool:
         return self.run("image", "inspect", image, check=False, capture=True).returncode == 0
 
-    def build(self, dockerfile: Path, image: str, build_args: dict[str, str]) -> None:
-        args = ["build", "-f", str(dockerfile), "-t", image]
+    def build(self, dockerfile: Path, image: str, build_args: dict[str, str], target: str | None = None) -> None:
+        args = ["build", "-f", str(dockerfile), "-t", image, *(["--target", target] if target else [])]
         if self.name == "podman":
             # Docker's image format keeps HEALTHCHECK (OCI drops it); host network: the build's
             # pip and apt reach the registries the way this machine does.
@@ -110,18 +120,35 @@ def python_image(engine: Engine) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tar = Path(tmp) / "python.tar"
         subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={DEBIAN_PACKAGES}", "bookworm", str(tar)],
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                # merged /usr without the usrmerge package (and the perl it needs)
+                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+                f"--include={DEBIAN_PACKAGES}",
+                # What the official slim image leaves out too: documentation, manuals, translations.
+                *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "info", "locale")),
+                "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+                "--aptopt=APT::Install-Recommends false",
+                "bookworm",
+                str(tar),
+            ],
             check=True,
         )
         engine.run("import", str(tar), DEBIAN_PYTHON, capture=True)
     return DEBIAN_PYTHON
 
 
-def build_base(engine: Engine) -> str:
-    base = image_name("python-base")
-    say(f"building {base}")
-    engine.build(MICRO / "base" / "Dockerfile", base, {"PYTHON_IMAGE": python_image(engine)})
-    return base
+def build_base(engine: Engine) -> dict[str, str]:
+    """The two shared images; returns the build args that point a service's stages at them."""
+    python = python_image(engine)
+    args = {}
+    for target, name, arg in (("runtime", "python-base", "BASE_IMAGE"), ("build", "python-build", "BUILD_IMAGE")):
+        say(f"building {image_name(name)}")
+        engine.build(MICRO / "base" / "Dockerfile", image_name(name), {"PYTHON_IMAGE": python}, target=target)
+        args[arg] = image_name(name)
+    return args
 
 
 def resolve(names: list[str]) -> list[Service]:
@@ -139,11 +166,13 @@ def build(names: list[str], variant: str) -> None:
     engine = Engine.find()
     base = build_base(engine)
     for svc in resolve(names):
-        args = {"BASE_IMAGE": base}
+        args, name = dict(base), svc.name
         if svc.name == "voice-service":
             args["VOICE_VARIANT"] = variant
-        say(f"building {image_name(svc.name)}")
-        engine.build(MICRO / svc.directory / "Dockerfile", image_name(svc.name), args)
+            if variant == "gpu":
+                name = "voice-service-gpu"  # docker-compose.gpu.yaml's image; the CPU one stays
+        say(f"building {image_name(name)}")
+        engine.build(MICRO / svc.directory / "Dockerfile", image_name(name), args)
 
 
 def sizes() -> dict[str, int]:

@@ -7,24 +7,19 @@ The tests share one `make dev` run and run in file order (the last one stops it)
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import features
 import httpx
 import pytest
 from conftest import BASE_URL, PORTS, ROOT, fleet, port_free, session_pids, start_make_dev
 from make_dev_run import MakeDevRun, describe
-
-from harvis_testkit import parse_sse
 
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from fake_frontend import DEFAULT_PORT as FRONTEND_PORT
@@ -57,47 +52,12 @@ def dev(free_ports: None) -> Iterator[MakeDevRun]:
             fleet.stop_embedded_postgres(fleet.STATE / "pgdata")
 
 
-def signup(client: httpx.Client) -> dict[str, str]:
-    """The README's sign-up, as a new user does it."""
-    suffix = uuid.uuid4().hex[:10]
-    creds = {"username": f"new{suffix}", "email": f"new{suffix}@example.com", "password": f"Fresh-Start-{suffix}-42"}
-    r = client.post("/api/auth/signup", json=creds)
-    assert r.status_code == 200, r.text
-    assert r.cookies.get("access_token"), "signup logs the user in with the cookie"
-    return {**creds, "token": r.json()["access_token"]}
-
-
 def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {STATE['user']['token']}"}
-
-
-def wait_until(what: str, predicate, timeout: float, interval: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
-
-
-def models_ready(client: httpx.Client) -> Any:
-    r = client.get("/api/models", headers=bearer(), timeout=30)
-    if r.status_code == 200 and r.json()["models"]:
-        return r.json()["models"]
-    STATE["models_last"] = (r.status_code, r.text[:300])
-    return None
+    return features.bearer(STATE["user"])
 
 
 def chat(client: httpx.Client, message: str, session_id: str | None = None) -> list[dict[str, Any]]:
-    body = {"message": message, "history": [], "model": "mistral", "session_id": session_id}
-    with client.stream("POST", "/api/chat", json=body, headers=bearer(), timeout=300) as r:
-        assert r.status_code == 200, r.read()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        raw = r.read()
-    events, _ = parse_sse(raw)
-    return events
+    return features.chat(client, bearer(), message, session_id)
 
 
 def supervised_pid(name: str) -> int:
@@ -134,23 +94,13 @@ def test_up_and_sign_up(dev: MakeDevRun, client: httpx.Client) -> None:
     print(f"make dev healthy after {dev.healthy_after:.0f} s")
     r = client.get("/api/health")
     assert r.status_code == 200, r.text
-    STATE["user"] = signup(client)
+    STATE["user"] = features.signup(client)
     me = client.get("/api/auth/me", headers=bearer())
     assert me.status_code == 200 and isinstance(me.json()["id"], int)
 
 
 def test_chat_streams_tokens_from_the_demo_model(dev: MakeDevRun, client: httpx.Client) -> None:
-    models = wait_until("the demo model", lambda: models_ready(client), MODEL_READY_TIMEOUT_S, interval=5)
-    assert any(m["name"] == "gemma3-270m" and m["status"] == "available" for m in models), models
-    events = chat(client, "Write one sentence about the sea.")
-    streamed = [e["content"] for e in events if e["status"] == "streaming" and e.get("content")]
-    assert streamed, events[-3:]
-    done = events[-1]
-    assert done["status"] == "complete", done
-    assert done["final_answer"].strip() and len(done["session_id"]) >= 32
-    STATE["session_id"] = done["session_id"]
-    listed = client.get("/api/chat-history/sessions", headers=bearer()).json()
-    assert done["session_id"] in [s["id"] for s in listed]
+    STATE["session_id"] = features.check_demo_model_chat(client, bearer(), MODEL_READY_TIMEOUT_S)
 
 
 def test_the_web_front_ends_chat_goes_through(dev: MakeDevRun) -> None:
@@ -163,9 +113,9 @@ def test_the_web_front_ends_chat_goes_through(dev: MakeDevRun) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until("the fake front end", lambda: port_free(FRONTEND_PORT) is False, 15, interval=0.2)
+        features.wait_until("the fake front end", lambda: port_free(FRONTEND_PORT) is False, 15, interval=0.2)
         with httpx.Client(base_url=BASE_URL, timeout=120) as browser:
-            user = signup(browser)  # the browser keeps the cookie signup set; no Bearer
+            user = features.signup(browser)  # the browser keeps the cookie signup set; no Bearer
             body = {"messages": [{"role": "user", "content": "Say hello."}], "model": "mistral"}
             with browser.stream("POST", "/api/ai-chat", json=body) as r:
                 assert r.status_code == 200, r.read()
@@ -189,138 +139,27 @@ def test_model_list(dev: MakeDevRun, client: httpx.Client) -> None:
 
 
 def test_research_answers(dev: MakeDevRun, client: httpx.Client) -> None:
-    # Offline, the search engines find nothing: the answer is still real and well-formed.
-    r = client.post("/api/web-search", json={"query": "harvis self-hosted assistant"}, headers=bearer(), timeout=90)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["query"] == "harvis self-hosted assistant" and isinstance(body["search_results"], list)
+    features.check_research(client, bearer())
 
 
 def test_voice_round_trip(dev: MakeDevRun, client: httpx.Client) -> None:
-    tts = client.post("/api/tts", json={"text": "Good morning from the harbour."}, headers=bearer(), timeout=120)
-    assert tts.status_code == 200, tts.text
-    assert tts.headers["content-type"] == "audio/wav" and tts.content[:4] == b"RIFF"
-    stt = client.post("/api/stt", files={"file": ("s.wav", tts.content, "audio/wav")}, headers=bearer(), timeout=120)
-    assert stt.status_code == 200, stt.text
-    assert "morning" in stt.json()["text"].lower(), stt.json()
-
-
-def page_screenshot(tmp: Path, html: str) -> bytes:
-    """A PNG of a page, taken by the same Chromium the browser service drives."""
-    out = tmp / "page.png"
-    subprocess.run(
-        [
-            "/usr/bin/chromium",
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp / 'profile'}",
-            f"--screenshot={out}",
-            "--window-size=900,240",
-            "data:text/html," + html,
-        ],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return out.read_bytes()
+    features.check_voice_round_trip(client, bearer())
 
 
 def test_browser_answers(dev: MakeDevRun, client: httpx.Client, tmp_path: Path) -> None:
-    # Offline there is no public page to open, and the loopback (where Harvis itself runs) is
-    # out of a user's browser's reach by default: that refusal is the first real answer.
-    r = client.post("/api/browser/navigate", json={"url": "http://127.0.0.1:8000/health"}, headers=bearer())
-    assert 400 <= r.status_code < 500 and r.json()["message"], r.text
-    # The second: the browser service reads a screenshot (Tesseract OCR).
-    png = page_screenshot(tmp_path, '<h1 style="font:48px sans-serif">Harbour Lights 4417</h1>')
-    r = client.post(
-        "/api/screen-analyze", json={"image": base64.b64encode(png).decode()}, headers=bearer(), timeout=120
-    )
-    assert r.status_code == 200, r.text
-    assert "Harbour Lights 4417" in r.json()["text"], r.json()
+    features.check_browser(client, bearer(), tmp_path)
 
 
 def test_mcp_tools_answer(dev: MakeDevRun, client: httpx.Client) -> None:
-    tools = client.get("/api/mcp/tools", headers=bearer()).json()["tools"]
-    assert {"write_file", "read_file"} <= {t["name"] for t in tools}
-    wrote = client.post(
-        "/api/mcp/tool",
-        json={"name": "write_file", "arguments": {"path": "note.txt", "content": "kept"}},
-        headers=bearer(),
-    )
-    assert wrote.status_code == 200 and wrote.json()["ok"], wrote.text
-    read = client.post("/api/mcp/tool", json={"name": "read_file", "arguments": {"path": "note.txt"}}, headers=bearer())
-    assert read.status_code == 200 and "kept" in json.dumps(read.json()["result"]), read.text
+    features.check_mcp_files(client, bearer())
 
 
 def test_code_runs_in_the_sandbox(dev: MakeDevRun, client: httpx.Client) -> None:
-    r = client.post("/api/vibe/session/create", json={"name": "first", "language": "python"}, headers=bearer())
-    assert r.status_code == 200, r.text
-    sid = r.json()["session_id"]
-    run = client.post(
-        "/api/vibe/execute",
-        json={"session_id": sid, "code": "print(6 * 7)", "language": "python"},
-        headers=bearer(),
-        timeout=120,
-    )
-    assert run.status_code == 200, run.text
-    assert run.json()["exit_code"] == 0 and run.json()["output"].strip() == "42", run.json()
-
-
-WORKFLOW = {
-    "name": "Product check",
-    "nodes": [
-        {
-            "name": "Webhook",
-            "type": "n8n-nodes-base.webhook",
-            "typeVersion": 2,
-            "position": [0, 0],
-            "parameters": {"httpMethod": "POST", "path": "x", "responseMode": "lastNode", "options": {}},
-        },
-        {
-            "name": "Echo",
-            "type": "n8n-nodes-base.set",
-            "typeVersion": 3.4,
-            "position": [220, 0],
-            "parameters": {
-                "mode": "manual",
-                "assignments": {
-                    "assignments": [{"id": "e", "name": "echo", "value": "={{ $json.body.word }}", "type": "string"}]
-                },
-                "options": {},
-            },
-        },
-    ],
-    "connections": {"Webhook": {"main": [[{"node": "Echo", "type": "main", "index": 0}]]}},
-}
-
-
-def run_workflow(client: httpx.Client, word: str) -> Any:
-    """Create and run a workflow on make dev's own n8n; None while n8n answers 503."""
-    r = client.post("/api/n8n/workflow/create", json={"workflow": WORKFLOW}, headers=bearer(), timeout=60)
-    if r.status_code == 503:
-        STATE["n8n_last"] = r.text[:300]
-        assert r.json()["message"], r.text  # a clear message, e.g. "still being installed: 40%…"
-        return None
-    assert r.status_code == 200, r.text
-    wf = r.json()["id"]
-    ran = client.post(
-        "/api/n8n/workflow/execute", json={"workflow_id": wf, "data": {"word": word}}, headers=bearer(), timeout=60
-    )
-    assert ran.status_code == 200, ran.text
-    return ran.json()
+    features.check_sandboxed_run(client, bearer())
 
 
 def test_n8n_workflow_runs(dev: MakeDevRun, client: httpx.Client) -> None:
-    ran = wait_until("n8n", lambda: run_workflow(client, "ahoy"), N8N_READY_TIMEOUT_S, interval=5)
-    assert ran["status"] == "success" and ran["data"] == [{"echo": "ahoy"}], ran
-
-
-# ---------------------------------------------------------------- crashes are contained
+    features.check_n8n_workflow(client, bearer(), N8N_READY_TIMEOUT_S)
 
 
 def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDevRun, client: httpx.Client) -> None:
@@ -337,7 +176,7 @@ def test_a_crashed_service_is_restarted_while_the_rest_keep_serving(dev: MakeDev
         r = client.post("/api/web-search", json={"query": "x"}, headers=bearer(), timeout=60)
         return r.status_code == 200
 
-    wait_until("research-service back", back, 60, interval=1)
+    features.wait_until("research-service back", back, 60, interval=1)
     assert supervised_pid("research-service") != pid
     # The restart is in the log the user watches.
     assert "exited: research-service (terminated by SIGKILL; not expected)" in dev.log()
@@ -355,7 +194,7 @@ def test_a_crashed_model_server_is_restarted(dev: MakeDevRun, client: httpx.Clie
             return None
         return events
 
-    events = wait_until("the demo model back", answers, 120, interval=1)
+    events = features.wait_until("the demo model back", answers, 120, interval=1)
     assert events[-1]["status"] == "complete" and any(e["status"] == "streaming" for e in events)
     assert supervised_pid("llm") != pid
     assert "exited: llm (terminated by SIGKILL; not expected)" in dev.log()
@@ -367,7 +206,7 @@ def test_a_crashed_n8n_is_restarted(dev: MakeDevRun, client: httpx.Client) -> No
     assert node, "n8n runs as the wrapper's child"
     for pid in node:
         os.kill(pid, signal.SIGKILL)
-    ran = wait_until("n8n back", lambda: run_workflow(client, "again"), 180, interval=2)
+    ran = features.wait_until("n8n back", lambda: features.run_workflow(client, bearer(), "again"), 180, interval=2)
     assert ran["data"] == [{"echo": "again"}], ran
     assert "exited: n8n" in dev.log()
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 from fleet_services import HEALTH_PATH, NGINX_PORT, by_name
 from harvis_static import (
     COMPOSE_FILE,
@@ -72,8 +73,11 @@ def test_build_and_image(svc: Service) -> None:
     assert s["build"] == {
         "context": "./microservices",
         "dockerfile": f"{svc.directory}/Dockerfile",
-        # The shared base (microservices/base/Dockerfile) under the same tag; `make build` makes it first.
-        "args": {"BASE_IMAGE": "harvis/python-base:${HARVIS_VERSION:-dev}"},
+        # The shared images (microservices/base/Dockerfile) under the same tag; `make build` makes them first.
+        "args": {
+            "BUILD_IMAGE": "harvis/python-build:${HARVIS_VERSION:-dev}",
+            "BASE_IMAGE": "harvis/python-base:${HARVIS_VERSION:-dev}",
+        },
     }
     assert s["image"] == f"harvis/{svc.name}:${{HARVIS_VERSION:-dev}}"
 
@@ -280,3 +284,23 @@ def test_nginx_renders_the_template() -> None:
     core = by_name("core-api")
     assert env.get("CORE_API_UPSTREAM") == f"{core.name}:{core.port}"
     assert "FRONTEND_UPSTREAM" in env
+
+
+def test_the_gpu_override_builds_and_runs_the_gpu_voice_image() -> None:
+    """docker-compose.gpu.yaml (make up-gpu): voice-service's GPU variant, its own tag, the GPUs."""
+    gpu_file = COMPOSE_FILE.with_name("docker-compose.gpu.yaml")
+    proc = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(gpu_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    override = yaml.safe_load(gpu_file.read_text())["services"]
+    assert set(override) == {"voice-service"}
+    voice = override["voice-service"]
+    assert voice["build"]["args"] == {"VOICE_VARIANT": "gpu"}
+    assert voice["image"] == "harvis/voice-service-gpu:${HARVIS_VERSION:-dev}"  # what scripts/images.py tags
+    devices = voice["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert voice["environment"]["VOICE_WHISPER_DEVICE"] == "cuda"

@@ -7,6 +7,7 @@ environment variable names (case-insensitive); `.env.example` documents them.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import Field, field_validator
@@ -69,3 +70,14 @@ def _cached(cls: type[S]) -> S:
 def get_settings(cls: type[S]) -> S:
     """One settings instance per class per process (environment read once)."""
     return _cached(cls)
+
+
+def checkout_state_dir(settings_file: str, name: str) -> Path:
+    """The default of a service's `*_DIR` setting: `<checkout>/.dev/<name>` when the service
+    runs from a checkout (`microservices/<service>/<package>/settings.py`, as `make dev` runs
+    it), else `/data/<name>`. Images get the setting explicitly (compose sets it to a volume);
+    this only must not fail there, where the package sits at /app/<package>."""
+    parents = Path(settings_file).resolve().parents
+    if len(parents) > 3 and parents[2].name == "microservices":
+        return parents[3] / ".dev" / name
+    return Path("/data") / name

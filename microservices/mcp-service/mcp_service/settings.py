@@ -1,13 +1,11 @@
 """mcp-service settings (environment variables, see .env.example)."""
 
-from pathlib import Path
-
 from pydantic import Field
 
-from harvis_common.config import ServiceSettings
+from harvis_common.config import ServiceSettings, checkout_state_dir
 
 # Natively the workspaces live in the checkout's git-ignored state directory (like vibe-coding's).
-_DEFAULT_WORKSPACES = str(Path(__file__).resolve().parents[3] / ".dev" / "mcp-workspaces")
+_DEFAULT_WORKSPACES = str(checkout_state_dir(__file__, "mcp-workspaces"))
 
 
 class Settings(ServiceSettings):

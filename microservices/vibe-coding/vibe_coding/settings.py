@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import LLMSettings, ServiceSettings
+from harvis_common.config import LLMSettings, ServiceSettings, checkout_state_dir
 
 # Natively the workspaces live in the checkout's git-ignored state directory.
-_DEFAULT_WORKSPACES = str(Path(__file__).resolve().parents[3] / ".dev" / "vibe-workspaces")
+_DEFAULT_WORKSPACES = str(checkout_state_dir(__file__, "vibe-workspaces"))
 
 
 class Settings(ServiceSettings, LLMSettings):

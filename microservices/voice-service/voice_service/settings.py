@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import LLMSettings, ServiceSettings
+from harvis_common.config import LLMSettings, ServiceSettings, checkout_state_dir
 
 # The checkout's git-ignored .dev/ (natively); compose sets /data/audio (volume voice-audio).
-_DEV_AUDIO_DIR = Path(__file__).resolve().parents[3] / ".dev" / "voice-audio"
+_DEV_AUDIO_DIR = checkout_state_dir(__file__, "voice-audio")
 
 STT_ENGINES = ("faster-whisper", "openai-whisper")
 TTS_ENGINES = ("piper", "espeak", "chatterbox")

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,7 +64,9 @@ def bwrap_argv(
     cmd += ["--size", shm, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]  # noqa: S108
     for fd, dest in file_fds:
         cmd += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
-    cmd += ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    cmd += ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL"]
+    if hostname_settable():
+        cmd += ["--hostname", "sandbox"]
     if not terminal:
         # A terminal keeps the pty as its controlling terminal (its own, private one);
         # everything else gets a new session so it cannot push input into ours (TIOCSTI).
@@ -74,6 +78,17 @@ def bwrap_argv(
     cmd += ["--", "prlimit", f"--as={limits.memory_bytes}", f"--cpu={limits.cpu_s}"]
     cmd += [f"--nproc={limits.max_procs}", f"--fsize={limits.file_bytes}", "--core=0", "--nofile=1024", "--"]
     return cmd + list(argv)
+
+
+@functools.cache
+def hostname_settable() -> bool:
+    """Whether a sandbox may name itself (its own UTS namespace). In a container without
+    CAP_SYS_ADMIN the engine's seccomp profile refuses sethostname even inside the sandbox's
+    user namespace; the sandbox then keeps the container's name (its id), nothing of the host's."""
+    if shutil.which("bwrap") is None:
+        return False
+    probe = ["bwrap", "--unshare-all", "--hostname", "sandbox", "--ro-bind", "/", "/", "true"]
+    return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0  # noqa: S603 - fixed argv
 
 
 def _memfd(name: str, data: bytes) -> int:
@@ -108,6 +123,7 @@ class BwrapSandbox:
     async def probe(self, scratch: Path, uid: int) -> str:
         """Readiness: start a real sandbox (namespaces, setpriv, rlimits) running `true`."""
         self.available()
+        await asyncio.to_thread(hostname_settable)  # decided once, off the event loop
         await asyncio.to_thread(scratch.mkdir, mode=0o755, exist_ok=True)
         limits = Limits(
             timeout_s=10, memory_bytes=256 << 20, max_procs=8, cpu_s=5, file_bytes=1 << 20, output_bytes=4096
