@@ -9,6 +9,8 @@ local sources) or theirs (their uploads). Every query here takes the user and fi
 from __future__ import annotations
 
 import json
+import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ UPLOADS = "uploads"  # the source of users' uploaded documents
 # Advisory locks (two-int form): the first int names what is locked, the second its key.
 LOCK_UPLOADS = 0x6B6275  # "kbu": a user's uploads, while their limits are checked
 KEYWORD_DF_CAP = 2000  # a term in more chunks than this is too common to rank by
+SMALL_TABLE = 10_000  # chunks: below, document frequencies are counted, not taken from statistics
+STATS_TTL_S = 60.0
 EF_SEARCH = 100
 
 
@@ -80,6 +84,8 @@ class Documents:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.iterative_scan = False  # pgvector ≥ 0.8: filtered HNSW scans go on until k rows pass
+        self._stats: tuple[dict[str, float], float] | None = None
+        self._stats_at = 0.0
 
     async def start(self) -> None:
         version = await self.pool.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
@@ -252,6 +258,26 @@ class Documents:
             )
         return [(r["id"], float(r["sim"])) for r in rows]
 
+    async def _common_terms(self) -> tuple[dict[str, float], float]:
+        """PostgreSQL's statistics of `kb_chunks.tsv` (ANALYZE, autovacuum keeps them): its most
+        common lexemes with the share of chunks holding each, and the number of chunks — so
+        a common word's document frequency costs nothing to know. Kept STATS_TTL_S."""
+        now = time.monotonic()
+        if self._stats is not None and now - self._stats_at < STATS_TTL_S:
+            return self._stats
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'kb_chunks'::regclass) AS n, s.elems, s.freqs"
+            " FROM (SELECT NULL) AS one LEFT JOIN (SELECT most_common_elems::text::text[] AS elems,"
+            "   most_common_elem_freqs AS freqs FROM pg_stats WHERE schemaname = current_schema()"
+            "   AND tablename = 'kb_chunks' AND attname = 'tsv') AS s ON true"
+        )
+        n = float(row["n"] or 0)
+        if n < SMALL_TABLE:  # no statistics worth the name yet: count
+            n = float(await self.pool.fetchval("SELECT count(*) FROM kb_chunks"))
+        common = dict(zip(row["elems"] or [], row["freqs"] or [], strict=False)) if n >= SMALL_TABLE else {}
+        self._stats, self._stats_at = (common, n), now
+        return self._stats
+
     async def keyword_matches(
         self, query: str, owner_id: int, sources: list[str] | None, limit: int
     ) -> tuple[list[tuple[int, float, int]], int]:
@@ -261,28 +287,43 @@ class Documents:
         (the same as the chunks' `tsv`); each weighs its IDF, ln(1 + (N − df + ½)/(df + ½)),
         times ts_rank of the chunk for it (term frequency, damped by length). A rare identifier
         or error code outweighs any number of common words; terms in more than KEYWORD_DF_CAP
-        chunks are left to the vector half."""
-        rows = await self.pool.fetch(
-            "WITH terms AS (SELECT DISTINCT lexeme, quote_literal(lexeme)::tsquery AS q"  # noqa: S608
-            "   FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS lexeme),"
-            " df AS (SELECT t.lexeme, t.q, (SELECT count(*) FROM (SELECT 1 FROM kb_chunks c"
-            f"   WHERE c.tsv @@ t.q AND {_visible('$2', '$3')} LIMIT {KEYWORD_DF_CAP + 1}) s) AS n FROM terms t),"
-            " est AS (SELECT reltuples AS n FROM pg_class WHERE oid = 'kb_chunks'::regclass),"
-            " total AS (SELECT greatest(CASE WHEN est.n < 10000 THEN (SELECT count(*) FROM kb_chunks) ELSE est.n END,"
-            "   (SELECT max(n) FROM df), 1)::float8 AS n FROM est),"
-            " used AS (SELECT df.q, ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5)) AS idf FROM df, total"
-            f"   WHERE df.n BETWEEN 1 AND {KEYWORD_DF_CAP})"
-            " SELECT c.id, sum(used.idf * ts_rank(c.tsv, used.q, 1)) AS score, count(*) AS matched,"
-            "   (SELECT count(*) FROM used) AS terms"
-            f" FROM used JOIN kb_chunks c ON c.tsv @@ used.q WHERE {_visible('$2', '$3')}"
-            " GROUP BY c.id ORDER BY score DESC, c.id LIMIT $4",
+        chunks are left to the vector half. A common term's df comes from the table's
+        statistics; the others' are counted (cheap through the GIN index: they are rare)."""
+        common, total = await self._common_terms()
+        lexemes = await self.pool.fetchval(
+            "SELECT coalesce(array_agg(DISTINCT l), '{}')"
+            " FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS l",
             query,
+        )
+        df = {lex: common[lex] * total for lex in lexemes if lex in common}
+        rare = [lex for lex in lexemes if lex not in df]
+        if rare:
+            rows = await self.pool.fetch(
+                "SELECT t.l, (SELECT count(*) FROM (SELECT 1 FROM kb_chunks c"  # noqa: S608
+                f"   WHERE c.tsv @@ quote_literal(t.l)::tsquery AND {_visible('$2', '$3')}"
+                f"   LIMIT {KEYWORD_DF_CAP + 1}) s) AS n FROM unnest($1::text[]) AS t(l)",
+                rare,
+                owner_id,
+                sources,
+            )
+            df.update({r["l"]: float(r["n"]) for r in rows})
+        n = max([total, 1.0, *df.values()])
+        used = {lex: math.log(1 + (n - d + 0.5) / (d + 0.5)) for lex, d in df.items() if 1 <= d <= KEYWORD_DF_CAP}
+        if not used:
+            return [], 0
+        rows = await self.pool.fetch(
+            "SELECT c.id, sum(t.idf * ts_rank(c.tsv, t.q, 1)) AS score, count(*) AS matched"  # noqa: S608
+            " FROM (SELECT quote_literal(u.l)::tsquery AS q, u.idf"
+            "   FROM unnest($1::text[], $2::float8[]) AS u(l, idf)) AS t"
+            f" JOIN kb_chunks c ON c.tsv @@ t.q WHERE {_visible('$3', '$4')}"
+            " GROUP BY c.id ORDER BY score DESC, c.id LIMIT $5",
+            list(used),
+            list(used.values()),
             owner_id,
             sources,
             limit,
         )
-        terms = int(rows[0]["terms"]) if rows else 0
-        return [(r["id"], float(r["score"]), int(r["matched"])) for r in rows], terms
+        return [(r["id"], float(r["score"]), int(r["matched"])) for r in rows], len(used)
 
     async def chunks(self, ids: list[int]) -> dict[int, asyncpg.Record]:
         rows = await self.pool.fetch(
