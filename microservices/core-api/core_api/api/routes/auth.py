@@ -42,11 +42,16 @@ def _busy(exc: HasherOverloaded) -> HTTPException:
 def _token_response(token: str, auth: AuthService) -> JSONResponse:
     """The login answer: the token in the body (Bearer clients) and in the cookie
     (the browser), the cookie living exactly as long as the token."""
-    response = JSONResponse(TokenResponse(access_token=token).model_dump())
+    return _with_cookie(JSONResponse(TokenResponse(access_token=token).model_dump()), token, auth.token_ttl_s, auth)
+
+
+def _with_cookie(response: JSONResponse, value: str, max_age: int, auth: AuthService) -> JSONResponse:
+    """Set (or, with max_age 0, clear) the token cookie; never cached."""
     response.set_cookie(
         COOKIE_NAME,
-        token,
-        max_age=auth.token_ttl_s,
+        value,
+        max_age=max_age,
+        **({"expires": 0} if max_age == 0 else {}),
         path="/",
         httponly=True,
         samesite="lax",
@@ -103,16 +108,4 @@ async def logout(request: Request, auth: Service) -> JSONResponse:
     """Always clears the cookie (idempotent); revokes the token if it was valid."""
     token = request_token(request)
     user = await auth.logout(token) if token else None
-    response = JSONResponse(LogoutResponse(revoked=user is not None).model_dump())
-    response.set_cookie(
-        COOKIE_NAME,
-        "",
-        max_age=0,
-        expires=0,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=bool(auth.settings.cookie_secure),
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _with_cookie(JSONResponse(LogoutResponse(revoked=user is not None).model_dump()), "", 0, auth)

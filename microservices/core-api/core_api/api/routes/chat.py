@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from harvis_common.quotas import QUOTA_RESPONSES
 
+from ...auth.context import AuthUser
 from ...chat.sse import SSEResponse
 from ...chat.turn import chat_events
 from ..deps import Caller, artifacts, charge_chat_turn, chat_settings, chat_state
@@ -23,26 +24,18 @@ router = APIRouter(tags=["chat"])
 async def chat(body: ChatRequest, user: Caller, request: Request) -> SSEResponse:
     # The turn is counted before the stream starts, so over the quota is a JSON 429, not an SSE error.
     await charge_chat_turn(request, user)
-    store, backends, tasks = chat_state(request)
-    settings = chat_settings(request)
-    return SSEResponse(
-        chat_events(
-            store,
-            backends,
-            tasks,
-            settings,
-            user,
-            body,
-            images=None,
-            preferred=settings.default_model,
-            artifacts=artifacts(request) if settings.chat_artifacts else None,
-        )
-    )
+    return _turn(request, user, body, images=None, vision=False)
 
 
 @router.post("/api/vision-chat", responses=QUOTA_RESPONSES)
 async def vision_chat(body: VisionChatRequest, user: Caller, request: Request) -> SSEResponse:
     await charge_chat_turn(request, user)  # one quota with /api/chat
+    return _turn(request, user, body, images=body.images, vision=True)
+
+
+def _turn(
+    request: Request, user: AuthUser, body: ChatRequest, *, images: list[str] | None, vision: bool
+) -> SSEResponse:
     store, backends, tasks = chat_state(request)
     settings = chat_settings(request)
     return SSEResponse(
@@ -53,8 +46,8 @@ async def vision_chat(body: VisionChatRequest, user: Caller, request: Request) -
             settings,
             user,
             body,
-            images=body.images,
-            preferred=settings.vision_model,
+            images=images,
+            preferred=settings.vision_model if vision else settings.default_model,
             artifacts=artifacts(request) if settings.chat_artifacts else None,
         )
     )
