@@ -29,7 +29,7 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "research-service", "research-service", "research_service", 8001, "RESEARCH_SERVICE_URL", needs_database=True
     ),
-    # ffmpeg: audio tools (the service decodes with PyAV's bundled FFmpeg); espeak-ng: fallback voice.
+    # espeak-ng: the fallback voice (uploads are decoded by PyAV's bundled FFmpeg, no ffmpeg needed).
     Service(
         "voice-service",
         "voice-service",
@@ -37,7 +37,7 @@ SERVICES: tuple[Service, ...] = (
         8002,
         "VOICE_SERVICE_URL",
         needs_database=True,
-        apt_packages=("ffmpeg", "espeak-ng"),
+        apt_packages=("espeak-ng",),
     ),
     Service(
         "browser-service",

@@ -35,7 +35,11 @@ from fleet import (
     tools_venv,
 )
 from fleet_services import NGINX_PORT, SERVICES
+from images import CONTAINER_PACKAGES
 
+# Debian tools the end-to-end tests use themselves: ffmpeg encodes the browser-like WebM/Opus
+# recordings test_voice.py uploads.
+E2E_TOOLS = ("ffmpeg",)
 SUITES = ("lint", "static", "unit", "e2e", "product")
 
 
@@ -125,6 +129,7 @@ def fleet_lock():
 def run_e2e(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
     ensure_optional()  # the demo model and n8n the e2e fleet runs, built before it starts
+    ensure_apt(list(E2E_TOOLS))
     ensure_apt(["prometheus"])  # tests/e2e/test_observability.py runs it over the fleet
     with fleet_lock():
         _pytest(tools / "bin" / "python", shlex.split(extra) or ["tests/e2e"], "e2e", tally, dict(os.environ), ROOT)
@@ -133,6 +138,7 @@ def run_e2e(tally: Tally, extra: str = "") -> None:
 def run_product(tally: Tally, extra: str = "") -> None:
     tools = tools_venv()
     ensure_optional()  # a warm cache: the first-run path is measured in bench/first_run.py
+    ensure_apt(list(CONTAINER_PACKAGES))  # test_images.py builds and runs the images with podman
     with fleet_lock():
         args = shlex.split(extra) or ["tests/product"]
         _pytest(tools / "bin" / "python", ["-s", *args], "product", tally, dict(os.environ), ROOT)
