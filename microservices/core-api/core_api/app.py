@@ -37,6 +37,7 @@ from .auth.metrics import AUTH_METRICS
 from .auth.service import AuthService
 from .chat.backend import LLMBackend
 from .chat.key_cipher import KeyCipher
+from .chat.knowledge import KnowledgeClient
 from .chat.quotas import chat_quotas
 from .gateway import Gateway
 from .gateway.openapi import FleetOpenAPI, openapi_router
@@ -71,6 +72,13 @@ def start_chat(app: FastAPI, settings: Settings, pool: asyncpg.Pool) -> None:
     state.llm = LLMBackend(settings)
     state.background_tasks = set()
     state.chat_quotas = chat_quotas(settings)
+    # Grounded chat: research-service's knowledge base, searched as the turn's user.
+    state.knowledge = KnowledgeClient(
+        settings.research_service_url,
+        timeout_s=settings.chat_kb_timeout_s,
+        k=settings.chat_kb_max_excerpts,
+        min_similarity=settings.chat_kb_min_similarity,
+    )
     # Artifacts (POST /api/artifacts, and the files chat makes): the store and the rendering worker.
     state.artifacts = Artifacts(pool, settings)
     state.artifacts.start()
@@ -100,6 +108,9 @@ async def stop_chat(app: FastAPI) -> None:
     quotas = getattr(state, "chat_quotas", None)
     if quotas is not None:
         await quotas.close()
+    knowledge = getattr(state, "knowledge", None)
+    if knowledge is not None:
+        await knowledge.close()
 
 
 def start_internal(app: FastAPI, settings: Settings) -> InternalSigner:

@@ -83,6 +83,15 @@ class Settings(ServiceSettings, LLMSettings):
     # internal API (/internal/history/…, /internal/token): mic-chat and research outlive its 60 s TTL.
     internal_history_token_max_age_s: int = Field(default=900, ge=10, le=3600)
 
+    # Grounded chat (chat/knowledge.py): research-service's knowledge base searched as the user when
+    # the request's `use_knowledge_base` (or, without it, the user's preference) says so. A hit is
+    # relevant (its excerpt goes in the prompt) at this vector similarity or more (or holding half
+    # of the question's rarer terms); the search gets CHAT_KB_TIMEOUT_S before the turn goes on
+    # without it; at most CHAT_KB_MAX_EXCERPTS excerpts are asked for.
+    chat_kb_min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
+    chat_kb_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    chat_kb_max_excerpts: int = Field(default=5, ge=1, le=20)
+
     # Artifacts (core_api/artifacts/). Ask the model for an `artifact` block when a file is wanted
     # (the instructions follow CHAT_SYSTEM_PROMPT) and make the artifact from it.
     chat_artifacts: bool = True

@@ -22,11 +22,13 @@ from ..auth.service import AuthService
 from ..auth.user_state import StateUnavailable
 from ..chat.backend import LLMBackend, fetch_models
 from ..chat.key_cipher import KeyCipher
+from ..chat.knowledge import Grounding, KnowledgeClient
 from ..chat.provider_keys import backend_for
 from ..chat.quotas import CHAT_TURNS
-from ..chat.turn import BackendFor
+from ..chat.turn import BackendFor, KnowledgeSearch
 from ..internal.callers import UNAUTHORIZED, InternalCaller, InternalTokenChecker
 from ..settings import Settings
+from ..store import preferences
 from ..store.chat import ChatStore
 
 CREDENTIALS_ERROR = "Could not validate credentials"
@@ -135,6 +137,22 @@ async def charge_chat_turn(request: Request, user: AuthUser) -> None:
     """Count one turn against the user's CHAT_TURNS_PER_HOUR (`chat.quotas`), /api/chat and
     /api/vision-chat together; over it, a JSON 429 + Retry-After."""
     await charge(request.app.state.chat_quotas, user.id, CHAT_TURNS)
+
+
+def knowledge_search(request: Request, user: AuthUser, wanted: bool | None) -> KnowledgeSearch:
+    """The turn's knowledge-base search (`chat.knowledge`): the relevant excerpts when the
+    request's flag (or, without one, the user's preference, read only once the stream has
+    started) asks for grounding; None when it doesn't."""
+    state = request.app.state
+    client: KnowledgeClient = state.knowledge
+
+    async def search(question: str) -> Grounding | None:
+        use = wanted if wanted is not None else await preferences.use_knowledge_base(state.pool, user.id)
+        if not use:
+            return None
+        return await client.search(getattr(state, "internal_signer", None), user, question)
+
+    return search
 
 
 def key_cipher(request: Request) -> KeyCipher:

@@ -145,6 +145,9 @@ class ChatRequest(BaseModel):
     low_vram: bool | None = None
     tts_engine: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
+    # Ground the answer in the user's knowledge base (chat/knowledge.py); None: the user's
+    # preference (GET/PUT /api/user/preferences) decides.
+    use_knowledge_base: bool | None = None
 
     @field_validator("message")
     @classmethod
@@ -207,6 +210,14 @@ class UnloadRequest(BaseModel):
 # ---------------------------------------------------------------- API keys
 
 PROVIDER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class PreferencesUpdate(BaseModel):
+    """PUT /api/user/preferences: the preferences to change (the others stay)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    use_knowledge_base: bool | None = None
 
 
 class ApiKeyCreate(BaseModel):

@@ -20,6 +20,13 @@ answer is saved, `complete` carries `artifact` ({id, type, title, status, downlo
 preview_url, both spellings}) and the assistant message keeps it in `metadata.artifact`; the
 worker renders it. A block that can't be made is `artifact_error` in both instead.
 
+With `use_knowledge_base` (the request's, else the user's preference), the user's knowledge base
+is searched as that user (chat/knowledge.py: research-service's /api/rag/search); its relevant
+excerpts, numbered one per document, follow the system prompt, and `complete` lists them in
+`sources` ([{index, document, source, location, locations, ...}]) with `knowledge_base: {used,
+hits, error}`; the assistant message keeps both in its metadata. A knowledge base that is down
+or slow means no excerpts, never a failed turn.
+
 The backend is the user's own when they stored an API key this server can use
 (`provider_keys.py`: their key, maybe their URL), else the server's; a problem with their
 key or URL is the turn's `error` event naming it.
@@ -42,6 +49,7 @@ from ..auth.context import AuthUser
 from ..store.artifacts import QuotaExceeded, summary
 from ..store.chat import ChatStore, NewMessage, parse_session_id, title_from
 from .backend import LLMBackend
+from .knowledge import Grounding
 from .metrics import TIME_TO_FIRST_TOKEN, TOKENS, TURNS, model_label
 from .sse import HEARTBEAT
 
@@ -52,12 +60,18 @@ log = logging.getLogger("harvis.chat")
 
 # How to find a user's backend: (their own key's or the server's, whether it is theirs).
 BackendFor = Callable[[int], Awaitable[tuple[LLMBackend, bool]]]
+# The turn's knowledge-base search for the question: the excerpts, or None when it is off.
+KnowledgeSearch = Callable[[str], Awaitable[Grounding | None]]
 
 
-def _context(settings: Any, history: list[dict[str, str]], artifacts: bool) -> list[dict[str, Any]]:
+def _context(
+    settings: Any, history: list[dict[str, str]], artifacts: bool, grounding: Grounding | None = None
+) -> list[dict[str, Any]]:
     limit = settings.chat_history_limit
     recent = history[-limit:] if limit else []
     prompt = system_prompt(settings.chat_system_prompt) if artifacts else settings.chat_system_prompt
+    if grounding is not None and grounding.used:
+        prompt = f"{prompt}\n\n{grounding.context()}" if prompt else grounding.context()
     system = [{"role": "system", "content": prompt}] if prompt else []
     return system + [{"role": h["role"], "content": h["content"]} for h in recent]
 
@@ -73,6 +87,7 @@ async def chat_events(
     images: list[str] | None,
     preferred: str,
     artifacts: Artifacts | None = None,
+    knowledge: KnowledgeSearch | None = None,
 ) -> AsyncIterator[bytes]:
     yield sse_event({"status": "starting", "message": "Processing your message"})
 
@@ -85,6 +100,7 @@ async def chat_events(
     stream: Any = None
     llm: LLMBackend | None = None
     owned = False  # a client made for this user's own key: closed when the turn ends
+    grounded: dict[str, Any] = {}  # the knowledge base's sources and report, for every saved answer
     start = time.perf_counter()
     outcome, first_piece = "interrupted", True  # for the metrics
     try:
@@ -124,7 +140,10 @@ async def chat_events(
         user_msg: dict[str, Any] = {"role": "user", "content": body.message}
         if images:
             user_msg["images"] = images
-        messages = [*_context(settings, history, artifacts is not None), user_msg]
+        grounding = await knowledge(body.message) if knowledge is not None else None
+        if grounding is not None:
+            grounded = {"sources": grounding.sources, "knowledge_base": grounding.report()}
+        messages = [*_context(settings, history, artifacts is not None, grounding), user_msg]
 
         assert resolved is not None
         if resolved.fallback and body.model:
@@ -167,6 +186,7 @@ async def chat_events(
         }
         if resolved.fallback and body.model:
             metadata["requested_model"] = body.model
+        metadata.update(grounded)
         artifact = await _make_artifact(artifacts, user.id, session_id, final_answer, metadata)
         saved = await store.add_messages(
             user.id,
@@ -188,6 +208,7 @@ async def chat_events(
         }
         if final_reasoning:
             event["reasoning"] = final_reasoning
+        event.update(grounded)
         if artifact is not None:
             event["artifact"] = artifact
             assert artifacts is not None
@@ -204,7 +225,7 @@ async def chat_events(
         outcome = "error"
         finished = True
         if answer:
-            _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"error": exc.message})
+            _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"error": exc.message, **grounded})
         yield sse_event({"status": "error", "error": exc.message, "session_id": session_id})
     except asyncio.CancelledError:
         raise
@@ -228,7 +249,7 @@ async def chat_events(
             tasks.add(t := asyncio.ensure_future(_close_all(closers)))
             t.add_done_callback(tasks.discard)
         if not finished and session_id is not None and answer:
-            _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"interrupted": True})
+            _save_later(tasks, store, user.id, session_id, answer, reasoning, model, {"interrupted": True, **grounded})
 
 
 async def _make_artifact(

@@ -62,6 +62,7 @@ class Hit:
             "location": self.location,
             "score": round(self.score, 6),
             "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "terms_matched": round(self.terms_matched, 4),
         }
 
 

@@ -2,7 +2,7 @@
 order; the health routes (health.py) are made for the gateway, and the fleet's OpenAPI
 document and docs page are the gateway's (gateway/openapi.py)."""
 
-from . import admin, api_keys, artifacts, audit, auth, chat, history, internal, models
+from . import admin, api_keys, artifacts, audit, auth, chat, history, internal, models, preferences
 
 routers = [
     auth.router,
@@ -13,5 +13,6 @@ routers = [
     artifacts.router,
     models.router,
     api_keys.router,
+    preferences.router,
     internal.router,
 ]

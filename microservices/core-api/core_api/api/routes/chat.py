@@ -14,7 +14,7 @@ from harvis_common.quotas import QUOTA_RESPONSES
 from ...auth.context import AuthUser
 from ...chat.sse import SSEResponse
 from ...chat.turn import chat_events
-from ..deps import Caller, artifacts, charge_chat_turn, chat_settings, chat_state
+from ..deps import Caller, artifacts, charge_chat_turn, chat_settings, chat_state, knowledge_search
 from ..schemas import ChatRequest, VisionChatRequest
 
 router = APIRouter(tags=["chat"])
@@ -49,5 +49,6 @@ def _turn(
             images=images,
             preferred=settings.vision_model if vision else settings.default_model,
             artifacts=artifacts(request) if settings.chat_artifacts else None,
+            knowledge=knowledge_search(request, user, body.use_knowledge_base),
         )
     )
