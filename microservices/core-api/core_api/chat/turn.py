@@ -101,9 +101,12 @@ async def chat_events(
     llm: LLMBackend | None = None
     owned = False  # a client made for this user's own key: closed when the turn ends
     grounded: dict[str, Any] = {}  # the knowledge base's sources and report, for every saved answer
+    search: asyncio.Future[Grounding | None] | None = None
     start = time.perf_counter()
     outcome, first_piece = "interrupted", True  # for the metrics
     try:
+        if knowledge is not None:  # meanwhile the backend is found and the user's message saved
+            search = asyncio.ensure_future(knowledge(body.message))
         llm, owned = await backends(user.id)
         input_type = "screen" if images else "text"
         meta: dict[str, Any] = {"images": len(images)} if images else {}
@@ -140,7 +143,13 @@ async def chat_events(
         user_msg: dict[str, Any] = {"role": "user", "content": body.message}
         if images:
             user_msg["images"] = images
-        grounding = await knowledge(body.message) if knowledge is not None else None
+        grounding: Grounding | None = None
+        if search is not None:
+            while not search.done():  # bounded by CHAT_KB_TIMEOUT_S; the line kept alive meanwhile
+                done, _ = await asyncio.wait({search}, timeout=settings.sse_heartbeat_s)
+                if not done:
+                    yield HEARTBEAT
+            grounding = search.result()
         if grounding is not None:
             grounded = {"sources": grounding.sources, "knowledge_base": grounding.report()}
         messages = [*_context(settings, history, artifacts is not None, grounding), user_msg]
@@ -238,6 +247,11 @@ async def chat_events(
         TURNS.labels(model_label(model), outcome).inc()
         if pending is not None and not pending.done():
             pending.cancel()  # closes the backend connection: generation stops
+        if search is not None:
+            if not search.done():
+                search.cancel()
+            elif not search.cancelled():
+                search.exception()  # retrieved (a turn that ended before it was used): no warning
         closers: list[Callable[[], Awaitable[Any]]] = []
         if stream is not None and (pending is None or pending.done()):
             aclose = getattr(stream, "aclose", None)
