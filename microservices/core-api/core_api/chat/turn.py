@@ -149,7 +149,10 @@ async def chat_events(
                 done, _ = await asyncio.wait({search}, timeout=settings.sse_heartbeat_s)
                 if not done:
                     yield HEARTBEAT
-            grounding = search.result()
+            try:
+                grounding = search.result()
+            except Exception:  # the preference could not be read: the turn goes on without grounding
+                log.exception("knowledge-base grounding failed")
         if grounding is not None:
             grounded = {"sources": grounding.sources, "knowledge_base": grounding.report()}
         messages = [*_context(settings, history, artifacts is not None, grounding), user_msg]
