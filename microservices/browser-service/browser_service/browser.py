@@ -101,6 +101,20 @@ if (t.tHead && t.tHead.rows.length) { headers = rows.shift(); }
 else if (rows.length && Array.from(t.rows[0].cells).every(c => c.tagName === 'TH')) { headers = rows.shift(); }
 return {headers: headers, rows: rows};
 """
+# Whether clicking the element leads to another page in this tab: a link (not to an anchor of
+# this page, not to another tab) or a form's submit control.
+_JS_CLICK_NAVIGATES = """
+const e = arguments[0];
+const a = e.closest('a[href]');
+if (a) {
+  const href = a.getAttribute('href');
+  return !href.startsWith('#') && !href.startsWith('javascript:') && (!a.target || a.target === '_self');
+}
+const b = e.closest('button, input');
+return !!(b && b.form && (b.type === 'submit' || b.type === 'image'));
+"""
+# How long a click that should navigate may take to leave the page (a slow form POST).
+CLICK_NAVIGATION_S = 5.0
 _JS_NAV_STATUS = """
 const e = performance.getEntriesByType('navigation')[0];
 return e && e.responseStatus ? e.responseStatus : null;
@@ -351,6 +365,8 @@ class Browser:
     def click(self, selector: str, by: str | None, timeout: float) -> dict[str, Any]:
         el = self.find(selector, by, timeout, "clickable")
         before = set(self.d.window_handles)
+        navigates = bool(self.d.execute_script(_JS_CLICK_NAVIGATES, el))
+        page = self.d.find_element(By.TAG_NAME, "html") if navigates else None
         try:
             el.click()
         except ElementClickInterceptedException as exc:
@@ -362,7 +378,20 @@ class Browser:
         new = [h for h in self.d.window_handles if h not in before]
         if new:  # a link opened a new tab: follow it
             self.d.switch_to.window(new[-1])
+        elif page is not None:
+            self._follow_navigation(page, timeout)
         return {"new_tab": bool(new)}
+
+    def _follow_navigation(self, page: WebElement, timeout: float) -> None:
+        """After a click on a link or a submit button, answer with the page it led to: wait
+        until the old page is gone (a script may still cancel the navigation: then it stays),
+        then until the new one has loaded."""
+        try:
+            WebDriverWait(self.d, min(timeout, CLICK_NAVIGATION_S), poll_frequency=0.05).until(ec.staleness_of(page))
+        except TimeoutException:
+            return
+        with contextlib.suppress(TimeoutException):
+            self._wait_ready("load", timeout)
 
     def type(self, selector: str, by: str | None, text: str, clear: bool, timeout: float) -> None:
         el = self.find(selector, by, timeout, "visible")
