@@ -196,8 +196,8 @@ def ensure_apt(packages: list[str]) -> None:
 
 
 def ensure_system_packages() -> str:
-    """nginx plus every service's Debian packages; returns the nginx binary."""
-    ensure_apt(["nginx-light", *sorted({p for svc in SERVICES for p in svc.apt_packages})])
+    """nginx, Prometheus and every service's Debian packages; returns the nginx binary."""
+    ensure_apt(["nginx-light", "prometheus", *sorted({p for svc in SERVICES for p in svc.apt_packages})])
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -464,6 +464,24 @@ class Prepared:
             stop_embedded_postgres(self.pgdata)
 
 
+# make dev's Prometheus (deploy/prometheus/prometheus.native.yml: all seven services, the alert
+# rules). Not Debian's default :9090, where a system Prometheus may already listen.
+PROMETHEUS_PORT = 9095
+
+
+def prometheus_command() -> list[str] | None:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    return [
+        binary,
+        f"--config.file={ROOT / 'deploy' / 'prometheus' / 'prometheus.native.yml'}",
+        f"--storage.tsdb.path={STATE / 'prometheus'}",
+        "--storage.tsdb.retention.time=7d",
+        f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}",
+    ]
+
+
 def dev_programs(prep: Prepared) -> list[Program]:
     """What `make dev` supervises: every service, nginx, and the local model server and n8n
     when the fleet runs its own."""
@@ -477,6 +495,9 @@ def dev_programs(prep: Prepared) -> list[Program]:
         programs.append(Program("llm", prep.llm_command))
     if prep.n8n_command:
         programs.append(Program("n8n", prep.n8n_command, prep.n8n_proc_env))
+    prometheus = prometheus_command()
+    if prometheus:
+        programs.append(Program("prometheus", prometheus))
     return programs
 
 
@@ -519,7 +540,7 @@ def cmd_dev(_: argparse.Namespace) -> int:
             say(
                 f"Harvis is up after {time.monotonic() - started:.0f} s: http://127.0.0.1:{NGINX_PORT}"
                 f"  (API docs: http://127.0.0.1:{NGINX_PORT}/api/docs, health: http://127.0.0.1:{NGINX_PORT}"
-                "/api/health). Ctrl-C stops everything."
+                f"/api/health, metrics: Prometheus on http://127.0.0.1:{PROMETHEUS_PORT}). Ctrl-C stops everything."
             )
             _background_notes(prep)
         else:

@@ -16,13 +16,20 @@ import subprocess
 import time
 from pathlib import Path
 
+import fleet
 import llm_server
 import n8n_server
 from fleet_services import NGINX_PORT, SERVICES
 
 UP_LINE = "Harvis is up"
 # Every port `make dev` listens on by default: nginx, the services, the demo model, n8n.
-PORTS = (NGINX_PORT, *(s.port for s in SERVICES), llm_server.DEFAULT_PORT, n8n_server.DEFAULT_PORT)
+PORTS = (
+    NGINX_PORT,
+    *(s.port for s in SERVICES),
+    llm_server.DEFAULT_PORT,
+    n8n_server.DEFAULT_PORT,
+    fleet.PROMETHEUS_PORT,
+)
 
 
 def newcomer_env(root: Path, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -133,6 +133,23 @@ def test_the_web_front_ends_chat_goes_through(dev: MakeDevRun) -> None:
         fake.wait(10)
 
 
+def test_prometheus_scrapes_all_seven(dev: MakeDevRun) -> None:
+    """make dev runs a Prometheus over the fleet (deploy/prometheus/prometheus.native.yml)."""
+    url = f"http://127.0.0.1:{fleet.PROMETHEUS_PORT}/api/v1/query"
+
+    def all_up() -> Any:
+        try:
+            r = httpx.get(url, params={"query": "up"}, timeout=5)
+        except httpx.HTTPError:
+            return None
+        series = r.json()["data"]["result"] if r.status_code == 200 else []
+        up = {s["metric"]["job"] for s in series if s["value"][1] == "1"}
+        return up if len(up) >= 7 else None
+
+    up = features.wait_until("Prometheus seeing the seven services up", all_up, 90, interval=3)
+    assert {"core-api", "research-service", "voice-service", "vibe-coding"} <= up, up
+
+
 def test_model_list(dev: MakeDevRun, client: httpx.Client) -> None:
     r = client.get("/api/ollama-models", headers=bearer())
     assert r.status_code == 200 and "gemma3-270m" in r.json(), r.text
