@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,23 @@ def test_nginx_config_is_render_py_output() -> None:
     ours_main = (K8S / "base" / "nginx" / "nginx.conf").read_text().splitlines()
     differ = [(a, b) for a, b in zip(main, ours_main, strict=True) if a != b]
     assert all(("OUT" in a and "/tmp/" in b) or "conf.d" in b for a, b in differ), differ
+
+
+def test_nginx_config_loads(tmp_path: Path) -> None:
+    """`nginx -t` accepts the ConfigMap's config, moved under tmp_path (the cluster's names, which
+    don't resolve here, replaced by addresses)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    base = K8S / "base" / "nginx"
+    main = (base / "nginx.conf").read_text()
+    assert main.count(" /tmp/") == 6 and main.count(" /etc/harvis-nginx/") == 1  # pid, 5 temp paths; include
+    main = main.replace(" /tmp/", f" {tmp_path}/").replace(" /etc/harvis-nginx/", f" {tmp_path}/")
+    (tmp_path / "nginx.conf").write_text(main)
+    server = (base / "harvis.conf").read_text().replace(_generator().CLUSTER_DNS, "127.0.0.1")
+    (conf_d / "harvis.conf").write_text(server.replace("server core-api:8000;", "server 127.0.0.1:8000;"))
+    done = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 # ---------------------------------------------------------------- rendering and schemas
