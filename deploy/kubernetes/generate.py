@@ -17,6 +17,7 @@ import importlib.util
 import re
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -698,7 +699,17 @@ def network_policies(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str
 # ---------------------------------------------------------------- files
 
 
+def wrap(header: str) -> str:
+    """Comment lines wrapped at 100 columns."""
+    lines = []
+    for line in header.splitlines():
+        text = line.removeprefix("# ")
+        lines += textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="#   ") if len(line) > 100 else [line]
+    return "\n".join(lines) + "\n"
+
+
 def dump(docs: list[dict[str, Any]], header: str) -> str:
+    header = wrap(header)
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in docs)
     return header + "---\n" + body
 
