@@ -97,6 +97,9 @@ def run_lint(tally: Tally) -> None:
 def run_static(tally: Tally) -> None:
     tools = tools_venv()
     ensure_apt(["prometheus"])  # promtool: tests/static/test_prometheus.py checks and tests the alert rules
+    # kubectl (kustomize) renders the Kubernetes overlays, nginx checks their nginx config
+    # (tests/static/test_kubernetes.py).
+    ensure_apt(["kubectl", "nginx-light"])
     env = {**os.environ, "PATH": f"{tools / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     _pytest(tools / "bin" / "python", ["tests/static"], "static", tally, env, ROOT)
 

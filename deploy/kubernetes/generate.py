@@ -1,0 +1,777 @@
+#!/usr/bin/env python3
+"""Write the kustomize base (deploy/kubernetes/base/) from docker-compose.yaml, the fleet table
+(scripts/fleet_services.py) and nginx/render.py, so the manifests can't drift from them:
+
+    python3 deploy/kubernetes/generate.py          # rewrite base/
+    python3 deploy/kubernetes/generate.py --check  # exit 1 if base/ is not what it would write
+
+tests/static/test_kubernetes.py runs the check. What compose does not say (replicas, resources,
+probes' timing, which volumes are per pod) is in the tables below, each number with its source.
+Needs PyYAML (the tools venv has it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+BASE = HERE / "base"
+sys.path.insert(0, str(ROOT / "scripts"))
+from fleet_services import HEALTH_PATH, NGINX_PORT, READY_PATH, SERVICES  # noqa: E402
+
+UID = 10001  # the harvis user of microservices/base/Dockerfile
+SECRET = "harvis-secrets"  # one Secret, made by the operator: see deploy/kubernetes/secrets.yaml
+SETTINGS = "harvis-settings"  # optional pass-through settings (compose's bare names)
+PART_OF = "harvis"
+# Names that hold credentials (as tests/static/harvis_static.is_secret says).
+_SECRET_RE = re.compile(r"(SECRET|PASSWORD|PASSWD|PRIVATE_KEY|PUBLIC_KEY|API_KEY|ENCRYPTION_KEY|_TOKEN$)")
+_INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+
+# Resources: requests / limits per container, and where each number comes from. docs/benchmarks.md
+# measured a browser session's memory, the gateway's CPU per request, sandbox and voice CPU use,
+# and install footprints; no idle RSS per service was measured, so memory for the others is an
+# estimate (marked so) to replace with `kubectl top` figures from a real cluster.
+RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
+    "core-api": (
+        {"cpu": "250m", "memory": "256Mi"},
+        {"cpu": "1", "memory": "768Mi"},
+        "CPU: the gateway spends ~300 us of CPU per request (benchmarks.md, Gateway hop: ~1 300-1 900 "
+        "req/s on 2 cores), so 250m carries a few hundred req/s. Memory: an estimate (Python + "
+        "artifact renderers, ARTIFACT_RENDER_WORKERS=2 threads); not measured.",
+    ),
+    "research-service": (
+        {"cpu": "250m", "memory": "512Mi"},
+        {"cpu": "2", "memory": "1536Mi"},
+        "CPU: knowledge-base ingestion is the MiniLM forward pass, CPU-bound on both cores "
+        "(benchmarks.md, Knowledge base: 29-38 chunks/s on 2 cores). Memory: an estimate (ONNX "
+        "Runtime + MiniLM 88 MB on disk, benchmarks.md footprint; pages in flight bounded by "
+        "RESEARCH_MAX_PAGE_BYTES x RESEARCH_FETCH_CONCURRENCY); not measured.",
+    ),
+    "voice-service": (
+        {"cpu": "1", "memory": "1Gi"},
+        {"cpu": "2", "memory": "2Gi"},
+        "CPU: VOICE_WHISPER_THREADS=2 per transcription, VOICE_MAX_CONCURRENCY=2 (benchmarks.md, "
+        "Voice: RTF 0.12-0.14 on 2 threads). Memory: Whisper base + Piper, 211 MB of model data "
+        "(benchmarks.md, Voice footprint), loaded twice at most; an estimate, not measured.",
+    ),
+    "browser-service": (
+        {"cpu": "500m", "memory": "1Gi"},
+        {"cpu": "2", "memory": "3Gi"},
+        "Memory: ~160-193 MB PSS per session (benchmarks.md, Browser: measured) x BROWSER_MAX_SESSIONS=4 "
+        "= ~0.8 GB, plus the service, plus /dev/shm (a 1 GiB memory-backed emptyDir, compose's "
+        "shm_size, counted against this limit). CPU: 2 cores drive fewer sessions than memory allows "
+        "(benchmarks.md).",
+    ),
+    "mcp-service": (
+        {"cpu": "100m", "memory": "128Mi"},
+        {"cpu": "1", "memory": "512Mi"},
+        "CPU: one worker answers 158-253 REST req/s (benchmarks.md, MCP tool calls: measured). "
+        "Memory: an estimate (tool outputs bounded by MCP_MAX_OUTPUT_BYTES); not measured.",
+    ),
+    "n8n-integration": (
+        {"cpu": "100m", "memory": "256Mi"},
+        {"cpu": "1", "memory": "768Mi"},
+        "An estimate: the local MiniLM embedder in numpy (no torch: 304 MB venv, benchmarks.md "
+        "image sizes) and the vetting proxy; not measured.",
+    ),
+    "vibe-coding": (
+        {"cpu": "500m", "memory": "512Mi"},
+        {"cpu": "2", "memory": "4Gi"},
+        "CPU: 42-152 sandboxed executions/s on 2 cores (benchmarks.md, Sandboxed execution: measured). "
+        "Memory: each sandboxed process may take VIBE_EXEC_MEMORY_MB=1024 of address space and "
+        "VIBE_MAX_CONCURRENT=16 run at once; 4 Gi bounds the pod, an estimate of real use.",
+    ),
+    "nginx": (
+        {"cpu": "100m", "memory": "64Mi"},
+        {"cpu": "1", "memory": "256Mi"},
+        "An estimate: nginx proxies without buffering (proxy_buffering off); not measured.",
+    ),
+    "redis": (
+        {"cpu": "50m", "memory": "64Mi"},
+        {"cpu": "500m", "memory": "512Mi"},
+        "An estimate: rate-limit counters, revocation fan-out and the research cache only.",
+    ),
+    "n8n": (
+        {"cpu": "250m", "memory": "512Mi"},
+        {"cpu": "1", "memory": "1536Mi"},
+        "An estimate (a Node.js process with SQLite); not measured here.",
+    ),
+    "ollama": (
+        {"cpu": "1", "memory": "2Gi"},
+        {"cpu": "4", "memory": "8Gi"},
+        "An estimate for a small model on CPU; size it to the models you pull.",
+    ),
+}
+
+# Stateful: a StatefulSet (one PVC per pod) whose pods own sessions: the gateway must route each
+# session to its pod (issue 20's session pinning: not done yet, so keep them at one replica).
+STATEFUL = {"browser-service", "vibe-coding"}
+# Stateless behind the gateway: HPAs (base 1..4; prod patches the floor to 2).
+AUTOSCALED = ("core-api", "research-service", "mcp-service", "n8n-integration")
+# Slow starters (model loads, Chromium): a startupProbe that allows them 5 minutes.
+SLOW_START = {"voice-service", "browser-service"}
+# readOnlyRootFilesystem, or why not.
+WRITABLE_ROOT = {
+    "browser-service": "Chromium and chromedriver write crash reports, font caches and per-run files "
+    "outside the profile directory; not verified with a read-only root (the image tests run it writable).",
+    "vibe-coding": "bubblewrap builds each sandbox's root from mounts and setpriv switches to per-session "
+    "uids; not verified with a read-only root (the image tests run it writable).",
+}
+# Volumes: compose's named volume -> (mount path, access mode, size). mcp's workspaces are shared by
+# its replicas (ReadWriteMany; the dev overlay makes it ReadWriteOnce for one replica).
+VOLUMES = {
+    "voice-audio": ("ReadWriteOnce", "10Gi"),
+    "browser-profiles": ("ReadWriteOnce", "5Gi"),
+    "mcp-workspaces": ("ReadWriteMany", "10Gi"),
+    "vibe-workspaces": ("ReadWriteOnce", "20Gi"),
+    "n8n-data": ("ReadWriteOnce", "5Gi"),
+    "ollama-models": ("ReadWriteOnce", "50Gi"),
+}
+
+
+def labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name}
+
+
+def is_secret(name: str) -> bool:
+    return bool(_SECRET_RE.search(name))
+
+
+def load_compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def resolve(value: str) -> str:
+    """A compose value with its defaults applied: `${X:-d}` -> d, `${X}` -> ''."""
+    return _INTERP.sub(lambda m: m.group(3) if m.group(2) in (":-", "-") else "", value)
+
+
+def is_required_secret(value: str) -> bool:
+    return any(m.group(2) in (":?", "?") for m in _INTERP.finditer(value))
+
+
+def env_entries(service: str, env: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Compose's environment as Kubernetes env: explicit values from the service's ConfigMap,
+    required secrets (compose's `${X:?}`) from harvis-secrets, bare names from harvis-settings or
+    harvis-secrets with optional: true (unset there -> unset in the container, as with compose)."""
+    entries, config = [], {}
+    for name, value in env.items():
+        if value is None:
+            kind = "secretKeyRef" if is_secret(name) else "configMapKeyRef"
+            ref = {"name": SECRET if is_secret(name) else SETTINGS, "key": name, "optional": True}
+            entries.append({"name": name, "valueFrom": {kind: ref}})
+        elif is_required_secret(str(value)):
+            entries.append({"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": name}}})
+        else:
+            config[name] = resolve(str(value))
+            ref = {"name": f"{service}-env", "key": name}
+            entries.append({"name": name, "valueFrom": {"configMapKeyRef": ref}})
+    return entries, config
+
+
+def security(read_only: bool, uid: int = UID) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security(uid: int = UID) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(name: str) -> dict[str, Any]:
+    requests, limits, _ = RESOURCES[name]
+    return {"requests": requests, "limits": limits}
+
+
+def http_probe(path: str, port: str, period: int, failures: int, timeout: int = 4) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def pvc(name: str) -> dict[str, Any]:
+    mode, size = VOLUMES[name]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": [mode], "resources": {"requests": {"storage": size}}},
+    }
+
+
+def service(name: str, ports: list[tuple[str, int]], headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": "ClusterIP",
+        "selector": labels(name),
+        "ports": [{"name": pname, "port": port, "targetPort": pname} for pname, port in ports],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
+        spec["publishNotReadyAddresses"] = True
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"{name}-pods" if headless else name},
+        "spec": spec,
+    }
+
+
+def pdb(name: str) -> dict[str, Any]:
+    # maxUnavailable (not minAvailable): with one replica a drain can still evict it.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(name)}},
+    }
+
+
+def workload(kind: str, name: str, pod: dict[str, Any], claims: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "replicas": 1,
+        "selector": {"matchLabels": labels(name)},
+        "template": {"metadata": {"labels": labels(name)}, "spec": pod},
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = f"{name}-pods"
+        spec["podManagementPolicy"] = "Parallel"
+        if claims:
+            spec["volumeClaimTemplates"] = claims
+    elif any("persistentVolumeClaim" in v for v in pod.get("volumes", [])):
+        # A ReadWriteOnce volume can't be attached to the old and the new pod at once.
+        spec["strategy"] = {"type": "Recreate"}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    name = svc.name
+    env, config = env_entries(name, compose_svc.get("environment") or {})
+    read_only = name not in WRITABLE_ROOT
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    claims = []
+    for spec in compose_svc.get("volumes") or []:
+        vol, path = spec.split(":")[:2]
+        mounts.append({"name": vol, "mountPath": path})
+        if name in STATEFUL:
+            claims.append({"metadata": {"name": vol}, "spec": pvc(vol)["spec"]})
+        else:
+            volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": vol}})
+    if "shm_size" in compose_svc:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}})
+    ports = [("http", svc.port)]
+    if name == "n8n-integration":
+        ports.append(("egress-proxy", 5690))  # N8N_EGRESS_PROXY_PORT's default: n8n's only way out
+    startup_failures = 60 if name in SLOW_START else 30
+    container: dict[str, Any] = {
+        "name": name,
+        "image": f"harvis/{name}",
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": p, "containerPort": port, "protocol": "TCP"} for p, port in ports],
+        "env": env,
+        "envFrom": [],
+        "startupProbe": http_probe(HEALTH_PATH, "http", 5, startup_failures),
+        "livenessProbe": http_probe(HEALTH_PATH, "http", 30, 3, timeout=5),
+        "readinessProbe": http_probe(READY_PATH, "http", 10, 3, timeout=5),
+        "resources": resources(name),
+        "securityContext": security(read_only),
+        "volumeMounts": mounts,
+    }
+    del container["envFrom"]
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security(),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if name == "vibe-coding":
+        # compose's systempaths=unconfined: bubblewrap mounts a fresh /proc per run, which the
+        # runtime's masked /proc paths forbid. Kubernetes allows an unmasked /proc only in a user
+        # namespace (hostUsers: false; feature gates UserNamespacesSupport and ProcMountType,
+        # beta in 1.32). See deploy/kubernetes/README.md for the seccomp caveat.
+        pod["hostUsers"] = False
+        container["securityContext"]["procMount"] = "Unmasked"
+    kind = "StatefulSet" if name in STATEFUL else "Deployment"
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-env"},
+            "data": config,
+        },
+        workload(kind, name, pod, claims),
+        service(name, ports),
+        pdb(name),
+    ]
+    if name in STATEFUL:
+        docs.append(service(name, ports, headless=True))
+    else:
+        docs += [pvc(v.split(":")[0]) for v in compose_svc.get("volumes") or []]
+    pod_tmpl = docs[1]["spec"]["template"]
+    pod_tmpl["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(svc.port),
+        "prometheus.io/path": "/metrics",
+    }
+    why = "" if read_only else f"\n# readOnlyRootFilesystem: false. {WRITABLE_ROOT[name]}"
+    header = f"# {name}: generated by deploy/kubernetes/generate.py from docker-compose.yaml.\n"
+    header += f"# Resources: {RESOURCES[name][2]}{why}\n"
+    if name in STATEFUL:
+        header += (
+            "# StatefulSet: its sessions live in one pod. Keep replicas at 1 until the gateway pins\n"
+            "# sessions to pods (issue 20, a later step); the headless Service names each pod.\n"
+        )
+    return docs, header
+
+
+def nginx_config() -> dict[str, str]:
+    """nginx/render.py's output, with the paths a read-only container needs: pid and temp
+    files in /tmp (an emptyDir), the config from a ConfigMap in /etc/harvis-nginx, and the
+    cluster DNS (not docker's 127.0.0.11) for the front end's per-request lookups."""
+    spec = importlib.util.spec_from_file_location("harvis_nginx_render", ROOT / "nginx" / "render.py")
+    assert spec and spec.loader
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp).resolve()
+        render.render(out, listen=str(NGINX_PORT), core_api="core-api:8000", frontend=FRONTEND)
+        main = (out / "nginx.conf").read_text()
+        server = (out / "conf.d" / "harvis.conf").read_text()
+    main = main.replace(f"pid {out}/nginx.pid;", "pid /tmp/nginx.pid;")
+    main = main.replace(f"{out}/tmp/", "/tmp/").replace(f"{out}/conf.d/", "/etc/harvis-nginx/conf.d/")
+    assert str(out) not in main, main
+    server = server.replace("resolver 127.0.0.11 ", f"resolver {CLUSTER_DNS} ", 1)
+    return {"nginx.conf": main, "harvis.conf": server}
+
+
+# The front end's Service, resolved per request by nginx's own resolver (no search domains):
+# fully qualified, in the namespace the overlays use.
+NAMESPACE = "harvis"
+FRONTEND = f"frontend.{NAMESPACE}.svc.cluster.local:3000"
+CLUSTER_DNS = "kube-dns.kube-system.svc.cluster.local"
+
+
+def nginx(compose_svc: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    name = "nginx"
+    container = {
+        "name": name,
+        "image": compose_svc["image"].split(":")[0],
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["nginx", "-c", "/etc/harvis-nginx/nginx.conf", "-g", "daemon off;"],
+        "ports": [{"name": "http", "containerPort": NGINX_PORT, "protocol": "TCP"}],
+        # Liveness: nginx itself (its /health is core-api's, which must not restart nginx).
+        "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 30, "failureThreshold": 3},
+        "readinessProbe": http_probe(HEALTH_PATH, "http", 10, 3),
+        "resources": resources(name),
+        "securityContext": security(True),
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "config", "mountPath": "/etc/harvis-nginx", "readOnly": True},
+        ],
+    }
+    pod = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security(),
+        "containers": [container],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            {
+                "name": "config",
+                "configMap": {
+                    "name": "nginx-config",
+                    "items": [
+                        {"key": "nginx.conf", "path": "nginx.conf"},
+                        {"key": "harvis.conf", "path": "conf.d/harvis.conf"},
+                    ],
+                },
+            },
+        ],
+    }
+    docs = [workload("Deployment", name, pod), service(name, [("http", NGINX_PORT)]), pdb(name)]
+    header = (
+        "# nginx: the only entry (the prod overlay puts an Ingress in front; the Service stays ClusterIP).\n"
+        "# Its config: nginx/render.py's output (base/nginx/, written by generate.py).\n"
+        f"# Resources: {RESOURCES[name][2]}\n"
+    )
+    return docs, header
+
+
+def infra(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """Redis, n8n and Ollama as compose runs them (PostgreSQL is the overlays': in-cluster in
+    dev, a CloudNativePG cluster in prod)."""
+    docs: list[dict[str, Any]] = []
+    redis = compose["redis"]
+    docs += [
+        workload(
+            "Deployment",
+            "redis",
+            {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": pod_security(999),  # the image's redis user
+                "containers": [
+                    {
+                        "name": "redis",
+                        "image": redis["image"].split(":")[0],
+                        "command": redis["command"],
+                        "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
+                        "livenessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 10},
+                        "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 10},
+                        "resources": resources("redis"),
+                        "securityContext": security(True, 999),
+                        "volumeMounts": [
+                            {"name": "data", "mountPath": "/data"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "100Mi"}},
+                ],
+            },
+        ),
+        service("redis", [("redis", 6379)]),
+    ]
+    n8n = compose["n8n"]
+    n8n_env = [{"name": k, "valueFrom": {"configMapKeyRef": {"name": "n8n-env", "key": k}}} for k in n8n["environment"]]
+    docs += [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "n8n-env"},
+            "data": {k: resolve(str(v)) for k, v in n8n["environment"].items()},
+        },
+        workload(
+            "Deployment",
+            "n8n",
+            {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,  # n8n reads N8N_PORT: a Service link would set it
+                "securityContext": pod_security(1000),  # the image's node user
+                "containers": [
+                    {
+                        "name": "n8n",
+                        "image": n8n["image"].split(":")[0],
+                        "ports": [{"name": "http", "containerPort": 5678, "protocol": "TCP"}],
+                        "env": n8n_env,
+                        "startupProbe": http_probe("/healthz", "http", 5, 24),
+                        "livenessProbe": http_probe("/healthz", "http", 15, 5),
+                        "readinessProbe": http_probe("/healthz", "http", 15, 3),
+                        "resources": resources("n8n"),
+                        # Not verified read-only: n8n writes caches under its home as well as ~/.n8n.
+                        "securityContext": security(False, 1000),
+                        "volumeMounts": [
+                            {"name": "n8n-data", "mountPath": "/home/node/.n8n"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "n8n-data", "persistentVolumeClaim": {"claimName": "n8n-data"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                ],
+            },
+        ),
+        service("n8n", [("http", 5678)]),
+        pvc("n8n-data"),
+    ]
+    ollama = compose["x-ollama"] if "x-ollama" in compose else compose["ollama"]
+    docs += [
+        workload(
+            "Deployment",
+            "ollama",
+            {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": pod_security(),
+                "containers": [
+                    {
+                        "name": "ollama",
+                        "image": ollama["image"].split(":")[0],
+                        "ports": [{"name": "http", "containerPort": 11434, "protocol": "TCP"}],
+                        "env": [
+                            {"name": "OLLAMA_HOST", "value": ollama["environment"]["OLLAMA_HOST"]},
+                            # compose runs it as root with /root/.ollama; here as uid 10001.
+                            {"name": "OLLAMA_MODELS", "value": "/models"},
+                            {"name": "HOME", "value": "/tmp"},
+                        ],
+                        "livenessProbe": {"exec": {"command": ["ollama", "list"]}, "periodSeconds": 30},
+                        "readinessProbe": {"exec": {"command": ["ollama", "list"]}, "periodSeconds": 30},
+                        "resources": resources("ollama"),
+                        "securityContext": security(True),
+                        "volumeMounts": [
+                            {"name": "ollama-models", "mountPath": "/models"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "ollama-models", "persistentVolumeClaim": {"claimName": "ollama-models"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                ],
+            },
+        ),
+        service("ollama", [("http", 11434)]),
+        pvc("ollama-models"),
+    ]
+    docs += [pdb(n) for n in ("redis", "n8n", "ollama")]
+    header = (
+        "# Redis, n8n and Ollama as docker-compose.yaml runs them (generated by generate.py).\n"
+        f"# Resources: redis: {RESOURCES['redis'][2]} n8n: {RESOURCES['n8n'][2]} "
+        f"ollama: {RESOURCES['ollama'][2]}\n"
+        "# GPU: add `nvidia.com/gpu` limits and a node selector to ollama in an overlay.\n"
+    )
+    return docs, header
+
+
+def hpas() -> tuple[list[dict[str, Any]], str]:
+    docs = [
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
+                ],
+            },
+        }
+        for name in AUTOSCALED
+    ]
+    header = (
+        "# The stateless services scale on CPU (their work is CPU-bound: docs/scaling.md).\n"
+        "# The prod overlay raises the floor to 2 and the ceiling.\n"
+    )
+    return docs, header
+
+
+# ---------------------------------------------------------------- network policies
+
+
+def _peer(name: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": labels(name)}}
+
+
+POSTGRES_PEER = {"podSelector": {"matchLabels": {"harvis.dev/store": "postgres"}}}
+DNS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+# The internet, not the cluster: private, shared, link-local (cloud metadata) ranges excepted.
+INTERNET = [
+    {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                                                 "172.16.0.0/12", "192.168.0.0/16"]}},
+    {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+]  # fmt: skip
+
+
+def _tcp(port: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port}]
+
+
+def network_policies(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    port = {svc.name: svc.port for svc in SERVICES}
+    port.update({"redis": 6379, "n8n": 5678, "ollama": 11434, "nginx": NGINX_PORT})
+    ingress: dict[str, list[dict[str, Any]]] = {name: [] for name in port}
+    egress: dict[str, list[dict[str, Any]]] = {name: [] for name in port}
+    postgres_clients: list[str] = []
+
+    def allow(src: str, dst: str, dst_port: int | None = None) -> None:
+        p = _tcp(dst_port or port[dst])
+        egress[src].append({"to": [_peer(dst)], "ports": p})
+        ingress[dst].append({"from": [_peer(src)], "ports": p})
+
+    allow("nginx", "core-api")
+    # nginx -> the optional Next.js front end (deployed separately, labelled frontend).
+    egress["nginx"].append({"to": [_peer("frontend")], "ports": _tcp(3000)})
+    ingress["nginx"].append({"ports": _tcp(NGINX_PORT)})  # the entry: from the Ingress controller
+    for svc in SERVICES:
+        env = compose[svc.name].get("environment") or {}
+        values = {k: str(v) for k, v in env.items() if v is not None}
+        if svc.name != "core-api":
+            allow("core-api", svc.name)
+            if "CORE_API_URL" in env:
+                allow(svc.name, "core-api")
+        if "DATABASE_URL" in env:
+            postgres_clients.append(svc.name)
+            egress[svc.name].append({"to": [POSTGRES_PEER], "ports": _tcp(5432)})
+        if "REDIS_URL" in env:
+            allow(svc.name, "redis")
+        if any("//ollama:" in v for v in values.values()):
+            allow(svc.name, "ollama")
+    allow("voice-service", "research-service")  # mic-chat's research mode (RESEARCH_SERVICE_URL)
+    allow("n8n-integration", "n8n")  # N8N_URL
+    allow("n8n", "n8n-integration", 5690)  # n8n's only way out: the vetting proxy
+    for name in ("research-service", "browser-service", "mcp-service", "n8n-integration"):
+        egress[name].append({"to": INTERNET})  # what they fetch: their SSRF policy decides
+    # Prometheus (docs/observability.md) scrapes /metrics on each service's own port.
+    for svc in SERVICES:
+        ingress[svc.name].append(
+            {
+                "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": labels("prometheus")}}],
+                "ports": _tcp(svc.port),
+            }
+        )
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-dns"},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [DNS_PEER], "ports": [{"protocol": "UDP", "port": 53}, *_tcp(53)]}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "postgres"},
+            "spec": {
+                "podSelector": POSTGRES_PEER["podSelector"],
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [_peer(n) for n in postgres_clients], "ports": _tcp(5432)}],
+            },
+        },
+    ]
+    for name in port:
+        spec: dict[str, Any] = {"podSelector": {"matchLabels": labels(name)}, "policyTypes": ["Ingress", "Egress"]}
+        spec["ingress"] = ingress[name]
+        spec["egress"] = egress[name]
+        docs.append(
+            {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}, "spec": spec}
+        )
+    header = (
+        "# NetworkPolicies (generated by generate.py): deny everything, then allow the architecture's\n"
+        "# paths: nginx -> core-api -> each service; each service -> core-api's internal API\n"
+        "# (CORE_API_URL), PostgreSQL (DATABASE_URL), Redis (REDIS_URL), Ollama (an ollama URL) as\n"
+        "# compose gives them; voice -> research; n8n-integration <-> n8n only; the internet (not the\n"
+        "# cluster's private ranges) for research, browser, mcp and n8n-integration, whose SSRF policy\n"
+        "# decides what; DNS for all. An external LLM (LLM_PROVIDER=openai) needs an extra egress rule.\n"
+    )
+    return docs, header
+
+
+# ---------------------------------------------------------------- files
+
+
+def wrap(header: str) -> str:
+    """Comment lines wrapped at 100 columns."""
+    lines = []
+    for line in header.splitlines():
+        text = line.removeprefix("# ")
+        lines += textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="#   ") if len(line) > 100 else [line]
+    return "\n".join(lines) + "\n"
+
+
+def dump(docs: list[dict[str, Any]], header: str) -> str:
+    header = wrap(header)
+    body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in docs)
+    return header + "---\n" + body
+
+
+def files() -> dict[str, str]:
+    compose = load_compose()
+    services = compose["services"]
+    out: dict[str, str] = {}
+    for svc in SERVICES:
+        docs, header = app_service(svc, services[svc.name])
+        out[f"{svc.name}.yaml"] = dump(docs, header)
+    docs, header = nginx(services["nginx"])
+    out["nginx.yaml"] = dump(docs, header)
+    for key, text in nginx_config().items():
+        out[f"nginx/{key}"] = text
+    docs, header = infra({**services, "x-ollama": compose.get("x-ollama")})
+    out["infra.yaml"] = dump(docs, header)
+    docs, header = hpas()
+    out["hpa.yaml"] = dump(docs, header)
+    docs, header = network_policies(services)
+    out["networkpolicies.yaml"] = dump(docs, header)
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": SETTINGS}, "data": {}}
+    out["settings.yaml"] = dump(
+        [settings],
+        "# Optional settings every service may read (compose's bare names, passed from .env there):\n"
+        "# add keys here (LOG_LEVEL, DEFAULT_MODEL, ...); a key that is absent leaves the variable unset,\n"
+        "# so the service's default applies (docs/configuration.md lists them all).\n",
+    )
+    resources_list = [*sorted(k for k in out if k.endswith(".yaml"))]
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": PART_OF}, "includeSelectors": False}],
+        "resources": resources_list,
+        "configMapGenerator": [{"name": "nginx-config", "files": ["nginx/nginx.conf", "nginx/harvis.conf"]}],
+    }
+    out["kustomization.yaml"] = "# Generated by deploy/kubernetes/generate.py.\n" + yaml.safe_dump(
+        kustomization, sort_keys=False
+    )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="report differences instead of writing")
+    args = parser.parse_args()
+    wanted = files()
+    present = {str(p.relative_to(BASE)) for p in BASE.rglob("*") if p.is_file()} if BASE.exists() else set()
+    stale = sorted(present - set(wanted))
+    changed = sorted(k for k, v in wanted.items() if not (BASE / k).exists() or (BASE / k).read_text() != v)
+    if args.check:
+        for name in changed + stale:
+            print(f"out of date: deploy/kubernetes/base/{name}")
+        return 1 if changed or stale else 0
+    for name in changed:
+        (BASE / name).parent.mkdir(parents=True, exist_ok=True)
+        (BASE / name).write_text(wanted[name])
+    for name in stale:
+        (BASE / name).unlink()
+    print(f"{len(changed)} written, {len(stale)} removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
