@@ -9,7 +9,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from harvis_common.identity import current_identity
 from harvis_common.internal_auth import Identity
@@ -61,6 +61,17 @@ async def owned(sessions: Sessions, caller: Identity, session_id: str) -> tuple[
     ws = sessions.workspace(row)
     await fs(ws.ensure)
     return row, ws
+
+
+async def session_workspace(session_id: str, caller: Caller, sessions: SessionsDep) -> Workspace:
+    """The workspace of the caller's session `session_id` (404 when it isn't theirs)."""
+    _, ws = await owned(sessions, caller, session_id)
+    return ws
+
+
+OwnedWorkspace = Annotated[Workspace, Depends(session_workspace)]
+# A workspace-relative path in the query string.
+FilePath = Annotated[str, Query(min_length=1, max_length=1024)]
 
 
 def file_content(body: FileWrite) -> bytes:

@@ -4,30 +4,23 @@ workspace-relative; workspace.py refuses `..`, NUL bytes and links."""
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from ..deps import Caller, SessionsDep, file_content, fs, owned
+from ..deps import FilePath, OwnedWorkspace, file_content, fs
 from ..schemas import FileCreate, FileMove, FileWrite
 
 router = APIRouter(tags=["vibe-coding"])
 
 
 @router.get("/api/vibe/files/{session_id}/tree")
-async def file_tree(session_id: str, caller: Caller, sessions: SessionsDep) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def file_tree(session_id: str, ws: OwnedWorkspace) -> dict[str, Any]:
     return {"session_id": session_id, "files": await fs(ws.tree)}
 
 
 @router.get("/api/vibe/files/{session_id}/read")
-async def read_file(
-    session_id: str,
-    caller: Caller,
-    sessions: SessionsDep,
-    path: Annotated[str, Query(min_length=1, max_length=1024)],
-) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def read_file(ws: OwnedWorkspace, path: FilePath) -> dict[str, Any]:
     data: bytes = await fs(ws.read, path)
     try:
         return {"path": path, "content": data.decode("utf-8"), "encoding": "utf-8", "size": len(data)}
@@ -37,15 +30,13 @@ async def read_file(
 
 @router.put("/api/vibe/files/{session_id}/write")
 @router.post("/api/vibe/files/{session_id}/write")
-async def write_file(session_id: str, body: FileWrite, caller: Caller, sessions: SessionsDep) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def write_file(body: FileWrite, ws: OwnedWorkspace) -> dict[str, Any]:
     size = await fs(ws.write, body.path, file_content(body))
     return {"path": body.path, "size": size}
 
 
 @router.post("/api/vibe/files/{session_id}/create")
-async def create_file(session_id: str, body: FileCreate, caller: Caller, sessions: SessionsDep) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def create_file(body: FileCreate, ws: OwnedWorkspace) -> dict[str, Any]:
     if body.type == "directory":
         await fs(ws.mkdir, body.path)
         return {"path": body.path, "type": "directory"}
@@ -54,19 +45,12 @@ async def create_file(session_id: str, body: FileCreate, caller: Caller, session
 
 
 @router.post("/api/vibe/files/{session_id}/move")
-async def move_file(session_id: str, body: FileMove, caller: Caller, sessions: SessionsDep) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def move_file(body: FileMove, ws: OwnedWorkspace) -> dict[str, Any]:
     await fs(ws.move, body.src, body.dst)
     return {"src": body.src, "dst": body.dst}
 
 
 @router.delete("/api/vibe/files/{session_id}")
-async def delete_file(
-    session_id: str,
-    caller: Caller,
-    sessions: SessionsDep,
-    path: Annotated[str, Query(min_length=1, max_length=1024)],
-) -> dict[str, Any]:
-    _, ws = await owned(sessions, caller, session_id)
+async def delete_file(ws: OwnedWorkspace, path: FilePath) -> dict[str, Any]:
     await fs(ws.delete, path)
     return {"path": path, "deleted": True}
