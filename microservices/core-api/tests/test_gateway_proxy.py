@@ -224,6 +224,15 @@ async def test_garbage_is_502_and_dropped_connection_is_503(client: httpx.AsyncC
     assert r.status_code in (502, 503) and "detail" in r.json()
 
 
+async def test_a_service_killed_under_a_kept_alive_connection_is_503(client: httpx.AsyncClient) -> None:
+    """make dev's crash test saw this: a POST with a body goes out on a connection the service
+    had kept alive, and the service (killed) drops it without a byte. It can't be replayed (the
+    body is gone), but it is the service being down (503, retry later), not garbage (502)."""
+    assert (await client.get("/api/browser/hop", headers=BEARER)).status_code == 200  # kept alive
+    r = await client.post("/api/browser/drop", json={"query": "x"}, headers=BEARER)
+    assert r.status_code == 503 and r.json()["detail"] == "browser-service is unavailable", r.text
+
+
 async def test_chunked_and_close_delimited_responses(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/browser/chunked", headers=BEARER)
     assert r.status_code == 200 and r.text == "hello world"

@@ -280,8 +280,9 @@ class Gateway:
                     log.warning("service timed out", extra={"upstream": route.service, "reason": str(exc)})
                     await send_json_error(send, 504, f"{route.service} did not answer in time", rid)
                     return 504
-                if isinstance(exc, UpstreamBroken) and not conn.received_any and conn.closed and not conn.reused:
-                    # Accepted then dropped without a byte: the service is going down.
+                if isinstance(exc, UpstreamBroken) and not conn.received_any and conn.closed:
+                    # Dropped without a byte (a fresh connection, or a kept-alive one we could not
+                    # replay because its body is gone): the service is going down, not broken.
                     log.warning("service dropped the connection", extra={"upstream": route.service})
                     await send_json_error(send, 503, f"{route.service} is unavailable", rid)
                     return 503
