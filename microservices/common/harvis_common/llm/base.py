@@ -5,6 +5,7 @@ stream turned into `ChatChunk`s with the `<think>` reasoning split off, `chat()`
 
 from __future__ import annotations
 
+import abc
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -54,22 +55,22 @@ class LLMClient(Protocol):
     async def close(self) -> None: ...
 
 
-class BaseClient(Transport):
+class BaseClient(Transport, abc.ABC):
     """A provider says how its chat request looks (`_chat_body`) and how its stream reads
     (`_chat_pieces`); the rest is here."""
 
     max_tokens_param = "max_tokens"  # the provider's name for the bound on the answer's length
 
+    @abc.abstractmethod
     def _chat_body(self, messages: Sequence[Message], model: str, params: dict[str, Any]) -> dict[str, Any]:
         """The streamed chat request; `params` are the caller's options, with the temperature
         and the length bound added under the provider's names."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _chat_pieces(self, body: dict[str, Any], model: str) -> AsyncIterator[ChatChunk]:
         """The answer as the backend streams it (text not yet split at <think> tags); the
         last piece has `done` set and the counts. A stream that ends unfinished ends
         without it."""
-        raise NotImplementedError
 
     async def chat_stream(
         self,
