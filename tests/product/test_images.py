@@ -196,10 +196,22 @@ def headers(running: ImageFleet) -> dict[str, str]:
         return features.bearer(features.signup(c))
 
 
-def test_make_build_voice_is_the_same_image(built: float) -> None:
-    """`make build-voice` (the README's one-service rebuild) works, from the cache."""
-    seconds = make("build-voice")
-    print(f"make build-voice after make build: {seconds:.0f} s")
+def test_make_build_voice_builds_the_cpu_voice_image(built: float) -> None:
+    """`make build-voice` (the README's one-service rebuild) tags the voice image anew, the CPU
+    variant: its engines are there, torch is not."""
+    engine = images.Engine.find()
+    image = images.image_name("voice-service")
+    engine.run("tag", image, "harvis/voice-service:before-rebuild", capture=True)
+    engine.run("rmi", image, capture=True)  # only the tag: the layers stay cached
+    try:
+        seconds = make("build-voice")
+        print(f"make build-voice after make build: {seconds:.0f} s")
+        assert engine.exists(image), "make build-voice did not tag the voice image"
+        probe = "import faster_whisper, piper, importlib.util as u; print(u.find_spec('torch') is None)"
+        out = engine.run("run", "--rm", "--entrypoint", "python", image, "-c", probe, capture=True).stdout
+        assert out.strip().splitlines()[-1] == "True", out
+    finally:
+        engine.run("rmi", "harvis/voice-service:before-rebuild", check=False, capture=True)
 
 
 @pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.name)
