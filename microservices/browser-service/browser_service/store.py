@@ -17,7 +17,6 @@ import shutil
 import signal
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 from fastapi import HTTPException
 from selenium.common.exceptions import WebDriverException
 
+from harvis_common.replicas import mint_session_id
 from harvis_common.ssrf import SSRFPolicy
 from harvis_common.ssrf_proxy import GuardProxy
 
@@ -159,7 +159,7 @@ class SessionManager:
                 headers={"Retry-After": "30"},
             )
         timeout = min(idle_timeout_s or s.browser_idle_timeout_s, s.browser_idle_timeout_s)
-        sid = str(uuid.uuid4())
+        sid = mint_session_id(s.replica_ordinal)  # the gateway sends its requests to this replica
         session = Session(
             id=sid,
             user_id=user_id,

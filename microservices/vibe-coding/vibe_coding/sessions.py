@@ -42,7 +42,7 @@ class Sessions:
         model: EditModel | None = None,
     ) -> None:
         self.settings = settings
-        self.store = SessionStore(pool)
+        self.store = SessionStore(pool, settings.replica_ordinal)
         self.pool = pool
         self.sandbox = sandbox
         self.model = model

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from harvis_common.replicas import mint_session_id, owner_ordinal
+
 from .capacity import Refused
 
 COLUMNS = "id, user_id, name, language, template, status, created_at, updated_at, last_run_at, sandbox_uid"
@@ -60,8 +62,10 @@ def parse_id(raw: str) -> uuid.UUID | None:
 
 
 class SessionStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, replica_ordinal: int = 0) -> None:
         self.pool = pool
+        # A session's workspace and sandboxes are on the replica that made it; its id says which.
+        self.replica_ordinal = replica_ordinal
 
     async def create(
         self, user_id: int, name: str, language: str, template: str | None, *, max_sessions: int, uid_count: int
@@ -83,9 +87,12 @@ class SessionStore:
             slot = await conn.fetchval(_FREE_UID)
             if slot >= uid_count:
                 raise Refused(503, "This server has no room for another session right now; try again later", 60)
-            row = await conn.fetchrow(_INSERT, uuid.uuid4(), user_id, name, language, template, slot)
+            row = await conn.fetchrow(_INSERT, self._new_id(), user_id, name, language, template, slot)
         assert row is not None
         return row
+
+    def _new_id(self) -> uuid.UUID:
+        return uuid.UUID(mint_session_id(self.replica_ordinal))
 
     async def get(self, user_id: int, session_id: str) -> asyncpg.Record | None:
         sid = parse_id(session_id)
@@ -140,8 +147,10 @@ class SessionStore:
         )
 
     async def deleting(self) -> list[asyncpg.Record]:
-        """Sessions whose deletion a previous run of the service did not finish."""
-        return await self.pool.fetch(f"SELECT {COLUMNS} FROM vibe_sessions WHERE status = 'deleting'")  # noqa: S608
+        """This replica's sessions whose deletion a previous run of it did not finish (another
+        replica's may be being deleted right now, by that replica, from its own disk)."""
+        rows = await self.pool.fetch(f"SELECT {COLUMNS} FROM vibe_sessions WHERE status = 'deleting'")  # noqa: S608
+        return [r for r in rows if owner_ordinal(str(r["id"])) == self.replica_ordinal]
 
     async def remove(self, session_id: uuid.UUID) -> None:
         """The last step of deleting: the row goes, and with it the hold on its sandbox uid."""
