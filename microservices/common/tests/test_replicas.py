@@ -33,7 +33,9 @@ def test_ids_without_an_ordinal_belong_to_replica_zero() -> None:
     assert owner_ordinal(str(uuid.uuid1())) == 0
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "../../etc/passwd", "1" * 36, "g" * 8 + "-" + "0" * 27, "{" + "0" * 34 + "}"])
+@pytest.mark.parametrize(
+    "raw", ["", "abc", "../../etc/passwd", "1" * 36, "g" * 8 + "-" + "0" * 27, "{" + "0" * 34 + "}"]
+)
 def test_what_is_not_a_uuid_has_no_owner(raw: str) -> None:
     assert owner_ordinal(raw) is None
 
