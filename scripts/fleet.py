@@ -372,14 +372,15 @@ def stop_embedded_postgres(datadir: Path) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def service_command(svc: Service, venvs: dict[str, Path]) -> list[str]:
+def service_command(svc: Service, venvs: dict[str, Path], port: int | None = None) -> list[str]:
+    """uvicorn serving the service on its port (`port`: another replica's)."""
     return [
         str(venvs[svc.name] / "bin" / "uvicorn"),
         svc.app,
         "--host",
         "127.0.0.1",
         "--port",
-        str(svc.port),
+        str(port or svc.port),
         "--app-dir",
         str(MICRO / svc.directory),
         "--no-access-log",

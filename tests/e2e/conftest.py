@@ -124,6 +124,13 @@ class Fleet:
         env = {**self.prep.env_for(svc), **E2E_ENV, **(extra_env or {})}
         self._spawn(svc.name, fleet.service_command(svc, self.prep.venvs), env)
 
+    def start_replica(self, svc: Service, ordinal: int, port: int, extra_env: dict[str, str] | None = None) -> str:
+        """Another replica of `svc` on `port` (tests/e2e/test_replicas.py); returns its name."""
+        name = f"{svc.name}-{ordinal}"
+        env = {**self.prep.env_for(svc), **E2E_ENV, "REPLICA_ORDINAL": str(ordinal), **(extra_env or {})}
+        self._spawn(name, fleet.service_command(svc, self.prep.venvs, port), env)
+        return name
+
     def wait_service(self, svc: Service, timeout: float = 60) -> None:
         if not fleet.wait_http(f"http://127.0.0.1:{svc.port}/health", timeout):
             tail = self.log_path(svc.name).read_text()[-3000:]
