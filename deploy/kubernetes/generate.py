@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Write the kustomize base (deploy/kubernetes/base/) from docker-compose.yaml, the fleet table
-(scripts/fleet_services.py) and nginx/render.py, so the manifests can't drift from them:
+(scripts/fleet_services.py) and nginx/render.py, so the manifests can't drift from them, and each
+overlay's session-replicas.yaml from SESSION_REPLICAS below:
 
-    python3 deploy/kubernetes/generate.py          # rewrite base/
-    python3 deploy/kubernetes/generate.py --check  # exit 1 if base/ is not what it would write
+    python3 deploy/kubernetes/generate.py          # rewrite base/ and overlays/*/session-replicas.yaml
+    python3 deploy/kubernetes/generate.py --check  # exit 1 if they are not what it would write
 
 tests/static/test_kubernetes.py runs the check. What compose does not say (replicas, resources,
 probes' timing, which volumes are per pod) is in the tables below, each number with its source.
@@ -113,9 +114,25 @@ RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
     ),
 }
 
-# Stateful: a StatefulSet (one PVC per pod) whose pods own sessions: the gateway must route each
-# session to its pod (issue 20's session pinning: not done yet, so keep them at one replica).
+# Stateful: a StatefulSet whose pods own sessions. Each pod learns its ordinal (REPLICA_ORDINAL,
+# from the pod-index label) and puts it in the session ids it mints (harvis_common.replicas);
+# core-api's URL setting for the service (BROWSER_SERVICE_URL, VIBE_CODING_URL) lists the pods,
+# position i naming pod i through the headless Service, and the gateway sends a request naming a
+# session to the pod its id names. No HPA: the URL list is fixed when core-api starts.
 STATEFUL = {"browser-service", "vibe-coding"}
+# How many pods of each, per overlay: the one number the StatefulSet's replicas and core-api's
+# URL list both come from. generate.py writes overlays/<overlay>/session-replicas.yaml from it
+# (the base has one pod each). To scale: change the number here, rerun generate.py, apply;
+# core-api rolls by itself (its pod template carries the counts). Every overlay is listed.
+SESSION_REPLICAS = {
+    "dev": {"browser-service": 1, "vibe-coding": 1},
+    "prod": {"browser-service": 2, "vibe-coding": 2},
+}
+# The label StatefulSet pods carry with their ordinal (Kubernetes 1.28+, GA in 1.32).
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
+# core-api's pod-template annotation that names the counts: changing them rolls core-api, which
+# reads its URL lists (a ConfigMap) only when it starts.
+SESSION_ANNOTATION = "harvis.dev/session-replicas"
 # Stateless behind the gateway: HPAs (base 1..4; prod patches the floor to 2).
 AUTOSCALED = ("core-api", "research-service", "mcp-service", "n8n-integration")
 # Slow starters (model loads, Chromium): a startupProbe that allows them 5 minutes.
@@ -127,15 +144,25 @@ WRITABLE_ROOT = {
     "vibe-coding": "bubblewrap builds each sandbox's root from mounts and setpriv switches to per-session "
     "uids; not verified with a read-only root (the image tests run it writable).",
 }
-# Volumes: compose's named volume -> (mount path, access mode, size). mcp's workspaces are shared by
-# its replicas (ReadWriteMany; the dev overlay makes it ReadWriteOnce for one replica).
+# Volumes: compose's named volume -> (access mode, size). mcp's workspaces are shared by its
+# replicas (ReadWriteMany; the dev overlay makes it ReadWriteOnce for one replica). A StatefulSet's
+# volumes are per pod (volumeClaimTemplates): vibe-coding's workspaces stay with their pod's
+# ordinal, so a restarted pod finds its sessions' files again.
 VOLUMES = {
     "voice-audio": ("ReadWriteOnce", "10Gi"),
-    "browser-profiles": ("ReadWriteOnce", "5Gi"),
     "mcp-workspaces": ("ReadWriteMany", "10Gi"),
     "vibe-workspaces": ("ReadWriteOnce", "20Gi"),
     "n8n-data": ("ReadWriteOnce", "5Gi"),
     "ollama-models": ("ReadWriteOnce", "50Gi"),
+}
+# Compose's named volumes that are an emptyDir here (size limit, why): nothing in them outlives
+# the pod's sessions.
+EPHEMERAL = {
+    "browser-profiles": (
+        "5Gi",
+        "each session's profile is made fresh and wiped on close (and a restarted service wipes what "
+        "a dead one left); the sessions die with the pod (their Chromium), so nothing is kept",
+    ),
 }
 
 
@@ -234,13 +261,46 @@ def service(name: str, ports: list[tuple[str, int]], headless: bool = False) -> 
     }
     if headless:
         spec["clusterIP"] = "None"
-        spec["publishNotReadyAddresses"] = True
+        # A pod's name resolves only while it is ready. The gateway knows nothing of readiness:
+        # it round-robins new sessions over the list and fails over when a connect fails (a name
+        # that doesn't resolve is one), so a starting or not-ready pod gets no new sessions. Its
+        # pinned sessions can't go elsewhere either way, and readiness is what they need too
+        # (Chromium; the database and the sandbox for vibe-coding), so publishing a not-ready
+        # pod would win them nothing.
+        spec["publishNotReadyAddresses"] = False
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": f"{name}-pods" if headless else name},
+        "metadata": {"name": headless_name(name) if headless else name},
         "spec": spec,
     }
+
+
+def headless_name(name: str) -> str:
+    """The StatefulSet's governing (headless) Service: pod i is `<name>-i.<name>-pods`."""
+    return f"{name}-pods"
+
+
+def pod_urls(name: str, port: int, replicas: int) -> str:
+    """core-api's URL setting for a StatefulSet: its pods' stable names, position i = ordinal i.
+    Short names: core-api runs in the same namespace (its search path adds `<ns>.svc...`)."""
+    return ",".join(f"http://{name}-{i}.{headless_name(name)}:{port}" for i in range(replicas))
+
+
+def session_settings(core_env: dict[str, Any]) -> dict[str, Any]:
+    """core-api's settings that name a StatefulSet (compose's `http://<service>:<port>`) -> it."""
+    found = {
+        key: svc
+        for key, value in core_env.items()
+        for svc in SERVICES
+        if svc.name in STATEFUL and value == f"http://{svc.name}:{svc.port}"
+    }
+    assert sorted(s.name for s in found.values()) == sorted(STATEFUL), found
+    return found
+
+
+def session_counts(counts: dict[str, int]) -> str:
+    return ",".join(f"{name}={counts[name]}" for name in sorted(counts))
 
 
 def pdb(name: str) -> dict[str, Any]:
@@ -280,7 +340,9 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
     for spec in compose_svc.get("volumes") or []:
         vol, path = spec.split(":")[:2]
         mounts.append({"name": vol, "mountPath": path})
-        if name in STATEFUL:
+        if vol in EPHEMERAL:
+            volumes.append({"name": vol, "emptyDir": {"sizeLimit": EPHEMERAL[vol][0]}})
+        elif name in STATEFUL:
             claims.append({"metadata": {"name": vol}, "spec": pvc(vol)["spec"]})
         else:
             volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": vol}})
@@ -306,6 +368,12 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
         "volumeMounts": mounts,
     }
     del container["envFrom"]
+    if name in STATEFUL:
+        # The pod's ordinal, which it puts in the session ids it mints (harvis_common.replicas).
+        env.append({"name": "REPLICA_ORDINAL", "valueFrom": {"fieldRef": {"fieldPath": POD_INDEX}}})
+    if name == "core-api":
+        for key, target in session_settings(compose_svc["environment"]).items():
+            config[key] = pod_urls(target.name, target.port, 1)
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -343,13 +411,33 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
         "prometheus.io/port": str(svc.port),
         "prometheus.io/path": "/metrics",
     }
+    if name == "core-api":
+        pod_tmpl["metadata"]["annotations"][SESSION_ANNOTATION] = session_counts(dict.fromkeys(STATEFUL, 1))
     why = "" if read_only else f"\n# readOnlyRootFilesystem: false. {WRITABLE_ROOT[name]}"
     header = f"# {name}: generated by deploy/kubernetes/generate.py from docker-compose.yaml.\n"
     header += f"# Resources: {RESOURCES[name][2]}{why}\n"
     if name in STATEFUL:
+        example = pod_urls(name, svc.port, 2).replace(",", ", ")
         header += (
-            "# StatefulSet: its sessions live in one pod. Keep replicas at 1 until the gateway pins\n"
-            "# sessions to pods (issue 20, a later step); the headless Service names each pod.\n"
+            "# StatefulSet: each session lives in one pod. The pod puts its ordinal (REPLICA_ORDINAL, "
+            "from its apps.kubernetes.io/pod-index label) in the session ids it mints; core-api "
+            f"lists the pods by their stable names, position = ordinal ({example}, "
+            "...), and sends each session's requests to its pod. The headless Service "
+            f"{headless_name(name)} gives those names, to ready pods only (publishNotReadyAddresses: "
+            "false: a pod that isn't ready gets no new sessions; its own can't move anyway). The "
+            "ClusterIP Service is for tools (port-forward), not the gateway. Replicas: "
+            "SESSION_REPLICAS in generate.py (overlays/<overlay>/session-replicas.yaml), never an HPA.\n"
+        )
+        for vol in (v.split(":")[0] for v in compose_svc.get("volumes") or []):
+            if vol in EPHEMERAL:
+                header += f"# {vol}: an emptyDir: {EPHEMERAL[vol][1]}.\n"
+            else:
+                header += f"# {vol}: one volume per pod (volumeClaimTemplates), kept with its ordinal.\n"
+    if name == "core-api":
+        header += (
+            "# Its URL settings for the StatefulSets list their pods (one here; the overlays' "
+            f"session-replicas.yaml). The pod annotation {SESSION_ANNOTATION} names the counts, so "
+            "a change rolls core-api, which reads the lists when it starts.\n"
         )
     return docs, header
 
@@ -704,7 +792,11 @@ def wrap(header: str) -> str:
     lines = []
     for line in header.splitlines():
         text = line.removeprefix("# ")
-        lines += textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="#   ") if len(line) > 100 else [line]
+        lines += (
+            textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="#   ", break_on_hyphens=False)
+            if len(line) > 100
+            else [line]
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -752,23 +844,64 @@ def files() -> dict[str, str]:
     return out
 
 
+SESSION_PATCH = "session-replicas.yaml"
+
+
+def session_patch(overlay: str) -> str:
+    """overlays/<overlay>/session-replicas.yaml: each StatefulSet's replicas and core-api's URL
+    list for it, from SESSION_REPLICAS[overlay] (one number each, so they can't disagree)."""
+    counts = SESSION_REPLICAS[overlay]
+    assert set(counts) == STATEFUL, counts
+    core_env = load_compose()["services"]["core-api"]["environment"]
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name}, "spec": {"replicas": counts[name]}}
+        for name in sorted(counts)
+    ]
+    urls = {key: pod_urls(svc.name, svc.port, counts[svc.name]) for key, svc in session_settings(core_env).items()}
+    docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "core-api-env"}, "data": urls})
+    docs.append(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "core-api"},
+            "spec": {"template": {"metadata": {"annotations": {SESSION_ANNOTATION: session_counts(counts)}}}},
+        }
+    )
+    header = (
+        f"# Generated by deploy/kubernetes/generate.py from SESSION_REPLICAS['{overlay}']: don't edit;\n"
+        "# change the number there and rerun it. How many pods of each session-holding StatefulSet,\n"
+        "# and core-api's list of their URLs (position i: pod i, whose sessions carry ordinal i), from\n"
+        "# the one number. Applying a change rolls core-api (its annotation changes). Scaling down\n"
+        "# ends the sessions of the pods removed (the gateway answers 410 for them).\n"
+    )
+    return dump(docs, header)
+
+
+def overlay_files() -> dict[str, str]:
+    """The generated file of each overlay (paths relative to deploy/kubernetes/)."""
+    overlays = {p.name for p in (HERE / "overlays").iterdir() if (p / "kustomization.yaml").exists()}
+    missing = overlays - set(SESSION_REPLICAS)
+    assert not missing, f"overlays {sorted(missing)}: add them to SESSION_REPLICAS in generate.py"
+    return {f"overlays/{o}/{SESSION_PATCH}": session_patch(o) for o in sorted(SESSION_REPLICAS)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report differences instead of writing")
     args = parser.parse_args()
-    wanted = files()
-    present = {str(p.relative_to(BASE)) for p in BASE.rglob("*") if p.is_file()} if BASE.exists() else set()
+    wanted = {f"base/{k}": v for k, v in files().items()} | overlay_files()
+    present = {f"base/{p.relative_to(BASE)}" for p in BASE.rglob("*") if p.is_file()} if BASE.exists() else set()
     stale = sorted(present - set(wanted))
-    changed = sorted(k for k, v in wanted.items() if not (BASE / k).exists() or (BASE / k).read_text() != v)
+    changed = sorted(k for k, v in wanted.items() if not (HERE / k).exists() or (HERE / k).read_text() != v)
     if args.check:
         for name in changed + stale:
-            print(f"out of date: deploy/kubernetes/base/{name}")
+            print(f"out of date: deploy/kubernetes/{name}")
         return 1 if changed or stale else 0
     for name in changed:
-        (BASE / name).parent.mkdir(parents=True, exist_ok=True)
-        (BASE / name).write_text(wanted[name])
+        (HERE / name).parent.mkdir(parents=True, exist_ok=True)
+        (HERE / name).write_text(wanted[name])
     for name in stale:
-        (BASE / name).unlink()
+        (HERE / name).unlink()
     print(f"{len(changed)} written, {len(stale)} removed")
     return 0
 

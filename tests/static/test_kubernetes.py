@@ -3,8 +3,9 @@
 schemas (kubernetes-validate), and the manifests keep the fleet's policy: probes on the real
 health routes, requests and limits, non-root with every capability dropped and seccomp on,
 ClusterIP Services behind the one entry, NetworkPolicies that select real workloads, every
-ConfigMap and Secret reference resolvable, and agreement with docker-compose.yaml on images,
-ports, health paths and environment names."""
+ConfigMap and Secret reference resolvable, agreement with docker-compose.yaml on images,
+ports, health paths and environment names, and session pinning: core-api's URL list for each
+session-holding StatefulSet names its pods, one per replica, in ordinal order."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ CRD_KINDS = {
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 OURS = {svc.name: svc for svc in SERVICES}
 STATELESS = ("core-api", "research-service", "mcp-service", "n8n-integration")
+# Services whose sessions live in one pod: StatefulSets, pinned by the gateway (docs/scaling.md).
+SESSIONS = ("browser-service", "vibe-coding")
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
 # Containers allowed a writable root, and why (the manifests' comments say more).
 WRITABLE_ROOT = {
     "browser-service": "Chromium writes outside its profile directory; not verified read-only",
@@ -108,7 +112,8 @@ def walk_refs(node: Any, key: str):
 
 
 def test_base_is_what_generate_writes() -> None:
-    """base/ is generate.py's output from docker-compose.yaml and nginx/render.py."""
+    """base/ is generate.py's output from docker-compose.yaml and nginx/render.py, and each
+    overlay's session-replicas.yaml its output from SESSION_REPLICAS."""
     done = subprocess.run(
         [sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True, text=True, timeout=120
     )
@@ -433,14 +438,100 @@ def test_replicas_autoscaling_and_disruption_budgets(overlay: str) -> None:
         assert all(h["spec"]["minReplicas"] >= 2 for h in hpas.values())
     else:
         assert all(h["spec"]["maxReplicas"] == 1 for h in hpas.values())
-    # Session-holding services are StatefulSets (a pod owns its sessions) at one replica until
-    # the gateway pins sessions to pods.
-    for name in ("browser-service", "vibe-coding"):
-        assert deployments[name]["kind"] == "StatefulSet" and deployments[name]["spec"]["replicas"] == 1
+    # Session-holding services are StatefulSets (a pod owns its sessions): one pod each in dev,
+    # two in prod (test_sessions_are_pinned_to_pods checks core-api's lists of them).
+    for name in SESSIONS:
+        assert deployments[name]["kind"] == "StatefulSet", name
+        assert deployments[name]["spec"]["replicas"] == (1 if overlay == "dev" else 2), name
     pdbs = objects(overlay, "PodDisruptionBudget").values()
     for name, w in deployments.items():
         pod_labels = w["spec"]["template"]["metadata"]["labels"]
         assert any(matches(p["spec"]["selector"], pod_labels) for p in pdbs), name
+
+
+def _session_setting(name: str) -> str:
+    """core-api's setting that compose points at a service (BROWSER_SERVICE_URL, ...)."""
+    env = service_env(compose()["services"]["core-api"])
+    (key,) = [k for k, v in env.items() if v == f"http://{name}:{OURS[name].port}"]
+    return key
+
+
+def _container(workload: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [
+        c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == workload["metadata"]["name"]
+    ]
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_sessions_are_pinned_to_pods(overlay: str) -> None:
+    """For each StatefulSet of ours (its pods own sessions): core-api's URL setting for it lists
+    exactly `replicas` URLs, entry i naming pod i through the StatefulSet's headless Service on the
+    container's port (so the gateway sends a session whose id carries ordinal i to pod i); the pod
+    takes REPLICA_ORDINAL from its pod-index label; the headless Service publishes ready pods only;
+    no HPA scales it (the list would not follow); core-api's pod template names the counts, so a
+    change of them rolls core-api."""
+    wl = workloads(overlay)
+    stateful = {n: w for n, w in wl.items() if n in OURS and w["kind"] == "StatefulSet"}
+    assert set(stateful) == set(SESSIONS)
+    core_env = objects(overlay, "ConfigMap")["core-api-env"]["data"]
+    core = wl["core-api"]
+    core_refs = {e["name"]: e.get("valueFrom", {}) for e in _container(core)["env"]}
+    services = objects(overlay, "Service")
+    scaled = {
+        (h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"])
+        for h in objects(overlay, "HorizontalPodAutoscaler").values()
+    }
+    counts = {}
+    for name, sts in stateful.items():
+        replicas = sts["spec"]["replicas"]
+        counts[name] = replicas
+        container = _container(sts)
+        port = _port_number(container, "http")
+        assert port == OURS[name].port
+        headless = services[sts["spec"]["serviceName"]]
+        assert headless["spec"]["clusterIP"] == "None", name
+        assert headless["spec"]["publishNotReadyAddresses"] is False, name
+        assert matches({"matchLabels": headless["spec"]["selector"]}, sts["spec"]["template"]["metadata"]["labels"])
+        setting = _session_setting(name)
+        assert core_refs[setting] == {"configMapKeyRef": {"name": "core-api-env", "key": setting}}, setting
+        urls = core_env[setting].split(",")
+        assert len(urls) == replicas, (setting, urls)
+        svc_name = headless["metadata"]["name"]
+        assert urls == [f"http://{name}-{i}.{svc_name}:{port}" for i in range(replicas)], (setting, urls)
+        env = {e["name"]: e for e in container["env"]}
+        assert env["REPLICA_ORDINAL"] == {
+            "name": "REPLICA_ORDINAL",
+            "valueFrom": {"fieldRef": {"fieldPath": POD_INDEX}},
+        }
+        assert ("StatefulSet", name) not in scaled, name
+        assert 1 <= replicas <= 4096, name  # an id carries 12 bits of ordinal
+    annotation = core["spec"]["template"]["metadata"]["annotations"]["harvis.dev/session-replicas"]
+    assert annotation == ",".join(f"{n}={counts[n]}" for n in sorted(counts))
+    # The overlay takes its counts from the generated patch (one number each: generate.py).
+    kustomization = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())
+    assert {"path": "session-replicas.yaml"} in kustomization["patches"]
+    assert not {r["name"] for r in kustomization.get("replicas", [])} & set(SESSIONS)
+    assert _generator().SESSION_REPLICAS[overlay] == counts
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_session_state_is_per_pod(overlay: str) -> None:
+    """vibe-coding's workspace directory is a volume per pod (a volumeClaimTemplate,
+    ReadWriteOnce), which a restarted pod of the same ordinal mounts again; browser profiles,
+    which die with their sessions, are an emptyDir."""
+    wl = workloads(overlay)
+    vibe = wl["vibe-coding"]
+    workspace_dir = objects(overlay, "ConfigMap")["vibe-coding-env"]["data"]["VIBE_WORKSPACE_DIR"]
+    (mount,) = [m for m in _container(vibe)["volumeMounts"] if m["mountPath"] == workspace_dir]
+    (claim,) = [c for c in vibe["spec"]["volumeClaimTemplates"] if c["metadata"]["name"] == mount["name"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert mount["name"] not in {v["name"] for v in vibe["spec"]["template"]["spec"].get("volumes", [])}
+    browser = wl["browser-service"]
+    profile_dir = compose()["services"]["browser-service"]["environment"]["BROWSER_PROFILE_DIR"]
+    (mount,) = [m for m in _container(browser)["volumeMounts"] if m["mountPath"] == profile_dir]
+    (volume,) = [v for v in browser["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume and "volumeClaimTemplates" not in browser["spec"]
 
 
 # ---------------------------------------------------------------- agreement with compose
@@ -483,7 +574,9 @@ def test_rendered_images_match_compose(overlay: str) -> None:
 @pytest.mark.parametrize("svc", SERVICES, ids=[s.name for s in SERVICES])
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
-    """Ports, health path, environment names and values, volumes: as docker-compose.yaml has them."""
+    """Ports, health path, environment names and values, volumes: as docker-compose.yaml has them,
+    but for session pinning (test_sessions_are_pinned_to_pods): a StatefulSet's pods also get
+    REPLICA_ORDINAL, and core-api's URLs of them list their pods."""
     theirs = compose()["services"][svc.name]
     (container,) = [c for n, _, c in containers(overlay) if n == svc.name]
     gen = _generator()
@@ -496,7 +589,9 @@ def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
     # Environment: the same names; explicit values equal (defaults applied); secrets by reference.
     env = service_env(theirs)
     ours = {e["name"]: e for e in container["env"]}
-    assert set(ours) == set(env), set(ours) ^ set(env)
+    extra = {"REPLICA_ORDINAL"} if svc.name in SESSIONS else set()
+    assert set(ours) == set(env) | extra, set(ours) ^ (set(env) | extra)
+    pinned = {_session_setting(n) for n in SESSIONS} if svc.name == "core-api" else set()
     config = objects(overlay, "ConfigMap")[f"{svc.name}-env"]["data"]
     for name, value in env.items():
         ref = ours[name]["valueFrom"]
@@ -506,16 +601,19 @@ def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
             assert "secretKeyRef" in ref and not ref["secretKeyRef"].get("optional"), name
         else:
             assert ref["configMapKeyRef"] == {"name": f"{svc.name}-env", "key": name}, name
-            assert config[name] == gen.resolve(value), name
-    # Volumes: compose's named volumes, at the same paths, as PVCs.
+            if name not in pinned:
+                assert config[name] == gen.resolve(value), name
+    # Volumes: compose's named volumes, at the same paths, as PVCs (an emptyDir where generate.py
+    # says nothing in it outlives the pod: EPHEMERAL).
     mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
     workload = workloads(overlay)[svc.name]
     claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
     claims |= set(objects(overlay, "PersistentVolumeClaim"))
+    empty = {v["name"] for v in workload["spec"]["template"]["spec"].get("volumes", []) if "emptyDir" in v}
     for spec in theirs.get("volumes", []):
         volume, mount = spec.split(":")[:2]
         assert mounts.get(volume) == mount, (svc.name, volume)
-        assert volume in claims, (svc.name, volume)
+        assert volume in (empty if volume in gen.EPHEMERAL else claims), (svc.name, volume)
 
 
 def test_docs_link_the_manifests() -> None:
