@@ -25,6 +25,7 @@ from gateway_support import (
     replica_app,
 )
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -324,3 +325,27 @@ async def test_health_lists_every_replica_and_a_service_is_ok_while_one_is(fleet
     research = services["research-service"]
     assert research["status"] == "down" and len(research["replicas"]) == 2
     assert body["status"] == public["status"] == "degraded"
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_a_url_setting_lists_replicas_in_ordinal_order(fleet: ReplicaFleet) -> None:
+    replicas = fleet.gateway.replicas
+    assert [len(replicas[s]) for s in ("mcp-service", "research-service", "vibe-coding", "voice-service")] == [
+        2,
+        2,
+        3,
+        1,
+    ]
+    assert [p.endpoint.url for p in replicas["mcp-service"].pools] == fleet.settings.mcp_service_url.split(",")
+    # One replica: today's path, nothing parsed for sessions; several: the manifest's [sessions].
+    assert replicas["voice-service"].single and replicas["mcp-service"].sessions is None
+    assert replicas["browser-service"].sessions is not None
+
+
+@pytest.mark.parametrize("value", ["http://a:1,,http://b:1", "http://a:1,", " , http://a:1"])
+def test_an_empty_entry_in_a_replica_list_is_refused(value: str) -> None:
+    """A stray comma would shift every ordinal after it, and with it which replica owns a session."""
+    with pytest.raises(ValidationError, match="one base URL per replica"):
+        gateway_settings({"browser-service": value})
