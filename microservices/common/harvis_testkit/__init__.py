@@ -262,7 +262,58 @@ def manifest_problems(app: Any, manifest: Any) -> list[str]:
             problems.append(f"websocket {path} is not listed under [long] as a websocket")
         if path.endswith("/diagnostics/stream") and not manifest.is_long(path):
             problems.append(f"the SSE route {path} is not listed under [long]")
+    if manifest.sessions is not None:
+        problems += _session_problems(app, routes, manifest.sessions)
     return problems
+
+
+def _session_problems(app: Any, routes: list[tuple[str, str]], sessions: Any) -> list[str]:
+    """[sessions] against the routes: each path template matches a route, and every route
+    naming a session (a `{session_id}` segment, a `session_id` query parameter or JSON body
+    field) is covered, so the gateway sends it to the session's replica."""
+    from harvis_common.manifest import SESSION_PARAM, template_regex
+
+    name = SESSION_PARAM[1:-1]
+    problems = []
+    patterns = {t: template_regex(t) for t in sessions.paths}
+    for template, pattern in patterns.items():
+        # The route's own template, or a concrete path under it (a `/**` template).
+        if not any(pattern.match(path) or pattern.match(re.sub(r"\{[^}]*\}", "x", path)) for _, path in routes):
+            problems.append(f"sessions path {template} matches nothing the service serves")
+    for kind, path in sorted(set(routes)):  # a path served for several methods: once
+        if SESSION_PARAM in path.split("/") and not any(p.match(path) for p in patterns.values()):
+            problems.append(f"{kind} {path} names a session but is under none of the [sessions] paths")
+    inputs = _query_and_body_fields(app)
+    for field in sessions.fields:
+        if field not in inputs:
+            problems.append(f"sessions field {field} is no route's query parameter or JSON body field")
+    if name in inputs and name not in sessions.fields:
+        problems.append(f"a route takes {name} in its query or JSON body, but [sessions] fields doesn't list it")
+    return problems
+
+
+def _query_and_body_fields(app: Any) -> set[str]:
+    """Names of the query parameters and top-level JSON body fields of an app's routes (its OpenAPI)."""
+    spec = app.openapi()
+    schemas = spec.get("components", {}).get("schemas", {})
+
+    def properties(schema: dict[str, Any]) -> set[str]:
+        if "$ref" in schema:
+            return properties(schemas.get(schema["$ref"].rpartition("/")[2], {}))
+        out = set(schema.get("properties", {}))
+        for alternative in (*schema.get("anyOf", ()), *schema.get("allOf", ())):
+            out |= properties(alternative)
+        return out
+
+    names: set[str] = set()
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            names |= {p["name"] for p in operation.get("parameters", ()) if p.get("in") == "query"}
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            names |= properties(body.get("schema", {}))
+    return names
 
 
 def _template_of(path: str, manifest: Any) -> str:

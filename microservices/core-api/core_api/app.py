@@ -42,7 +42,7 @@ from .chat.quotas import chat_quotas
 from .gateway import Gateway
 from .gateway.openapi import FleetOpenAPI, openapi_router
 from .internal.callers import InternalTokenChecker
-from .settings import Settings
+from .settings import Settings, replica_urls
 from .store.chat import ChatStore
 
 log = logging.getLogger("harvis.core")
@@ -72,9 +72,10 @@ def start_chat(app: FastAPI, settings: Settings, pool: asyncpg.Pool) -> None:
     state.llm = LLMBackend(settings)
     state.background_tasks = set()
     state.chat_quotas = chat_quotas(settings)
-    # Grounded chat: research-service's knowledge base, searched as the turn's user.
+    # Grounded chat: research-service's knowledge base, searched as the turn's user (on any of
+    # its replicas: the search is stateless).
     state.knowledge = KnowledgeClient(
-        settings.research_service_url,
+        replica_urls(settings.research_service_url),
         timeout_s=settings.chat_kb_timeout_s,
         k=settings.chat_kb_max_excerpts,
         min_similarity=settings.chat_kb_min_similarity,

@@ -6,6 +6,23 @@ from pydantic import Field, field_validator
 
 from harvis_common.config import LLMSettings, ServiceSettings
 
+SERVICE_URL_SETTINGS = (
+    "research_service_url",
+    "voice_service_url",
+    "browser_service_url",
+    "mcp_service_url",
+    "n8n_integration_url",
+    "vibe_coding_url",
+)
+
+
+def replica_urls(value: str) -> list[str]:
+    """A service URL setting's base URLs, one per replica, in ordinal order (one for most)."""
+    urls = [url.strip() for url in value.split(",")]
+    if not all(urls):
+        raise ValueError(f"an empty URL in {value!r}: give one base URL per replica, comma-separated")
+    return urls
+
 
 class Settings(ServiceSettings, LLMSettings):
     service_name: str = "core-api"
@@ -52,7 +69,9 @@ class Settings(ServiceSettings, LLMSettings):
     # checked when the gateway is built, so a typo stops the service.
     websocket_allowed_origins: str = ""
 
-    # Where each service lives; the gateway's routing table points at these.
+    # Where each service lives; the gateway's routing table points at these. Each may list
+    # several base URLs, comma-separated, one per replica: the position is the replica's ordinal
+    # (what a session id names: harvis_common.replicas); see replica_urls.
     research_service_url: str = "http://127.0.0.1:8001"
     voice_service_url: str = "http://127.0.0.1:8002"
     browser_service_url: str = "http://127.0.0.1:8003"
@@ -109,6 +128,12 @@ class Settings(ServiceSettings, LLMSettings):
     @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
+
+    @field_validator(*SERVICE_URL_SETTINGS)
+    @classmethod
+    def _replica_list(cls, value: str) -> str:
+        replica_urls(value)  # an empty entry (a stray comma) would shift every ordinal after it
+        return value
 
     @field_validator("jwt_secret")
     @classmethod

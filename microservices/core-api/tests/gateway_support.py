@@ -328,6 +328,32 @@ def terminal_app(kit: InternalAuthKit) -> FastAPI:
     return create_service_app(settings, title="vibe (test)", description="", slug="vibe", routers=[router])
 
 
+def replica_app(kit: InternalAuthKit, service: str, name: str) -> FastAPI:
+    """One replica of `service`, answering every /api request with its own `name` and what it
+    got (the body as hex, to compare byte for byte); its terminal WebSocket says the same."""
+    router = APIRouter()
+
+    @router.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def anything(request: Request, rest: str) -> dict[str, Any]:
+        return {
+            "replica": name,
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "host": request.headers.get("host"),
+            "body": (await request.body()).hex(),
+        }
+
+    @router.websocket("/api/vibecoding/container/{session_id}/terminal")
+    async def terminal(websocket: WebSocket, session_id: str) -> None:
+        await websocket.accept()
+        await websocket.send_json({"replica": name, "session_id": session_id})
+        await websocket.close()
+
+    settings = ServiceSettings(_env_file=None, service_name=service, internal_auth_public_key=kit.public_key)
+    return create_service_app(settings, title=f"{name} (test)", description="", slug="replica", routers=[router])
+
+
 async def close_at_once(_: bytes) -> list[bytes]:
     """A raw responder that closes every connection unanswered (a service that is "down")."""
     return [b"<close>"]

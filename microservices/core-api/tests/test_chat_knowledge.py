@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from chat_support import PUBLIC_KEY, ChatServer, ChatServerFactory, bearer, chat_events, free_port
+from chat_support import PRIVATE_KEY, PUBLIC_KEY, ChatServer, ChatServerFactory, bearer, chat_events, free_port
 
-from core_api.chat.knowledge import ground
-from harvis_common.internal_auth import HEADER, InternalAuthError, InternalVerifier
+from core_api.auth.context import AuthUser
+from core_api.chat.knowledge import KnowledgeClient, ground
+from harvis_common.internal_auth import HEADER, InternalAuthError, InternalSigner, InternalVerifier
 
 FACT = "The archive's vault door code is KB-7731 and it is rotated every Monday."
 
@@ -262,3 +263,22 @@ def test_ground_numbers_documents_and_skips_malformed_hits() -> None:
     ]
     assert grounding.hits == 3 and grounding.excerpts == {1: ["(Vault) a", "(Vault) c"], 2: ["b"]}
     assert "[2] b.md\nb" in grounding.context()
+
+
+async def test_the_search_takes_turns_over_replicas_and_skips_one_that_refuses(research: FakeResearchService) -> None:
+    """RESEARCH_SERVICE_URL may list research-service's replicas: searches take turns, and a
+    replica that refuses the connection (nothing was sent) costs nothing but a try of the next."""
+    second = FakeResearchService()
+    await second.start()
+    research.results = second.results = [hit(FACT)]
+    dead = f"http://127.0.0.1:{free_port()}"
+    signer, user = InternalSigner(PRIVATE_KEY), AuthUser(7, "a@example.com", "alice", False, "j", 2**31)
+    client = KnowledgeClient([research.url, second.url, dead], timeout_s=2.0, k=3, min_similarity=0.3)
+    try:
+        for _ in range(6):
+            grounding = await client.search(signer, user, "vault door code?")
+            assert grounding.error is None and grounding.hits == 1
+        assert (len(research.calls), len(second.calls)) == (4, 2)  # the dead one's turns went to the next
+    finally:
+        await client.close()
+        await second.stop()

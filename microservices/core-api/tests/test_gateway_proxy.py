@@ -244,7 +244,7 @@ async def test_connections_are_kept_alive_and_reused(client: httpx.AsyncClient, 
     for _ in range(30):
         r = await client.get("/api/research/diagnostics/whoami", headers=BEARER)
         assert r.status_code == 200
-    pool = fleet.gateway.pools["research-service"]
+    pool = fleet.gateway.replicas["research-service"].first
     assert pool.open_connections <= 2
     # Concurrency opens more, then they are all reused.
     results = await asyncio.gather(*(client.get("/api/research/diagnostics/whoami", headers=BEARER) for _ in range(20)))

@@ -19,7 +19,9 @@ failed chat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +119,13 @@ class KnowledgeClient:
     """research-service's knowledge-base search, for chat turns. One aiohttp session (closed by
     `close`); each call signs a fresh token for the turn's user."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, k: int, min_similarity: float) -> None:
-        self.url = base_url.rstrip("/") + SEARCH_PATH
+    def __init__(self, base_urls: Sequence[str], *, timeout_s: float, k: int, min_similarity: float) -> None:
+        # One base URL per research-service replica (RESEARCH_SERVICE_URL may list several). Not
+        # the gateway's upstream pools: this is an aiohttp client of its own, so it balances the
+        # same way itself: the search is stateless, calls take turns, and one that can't connect
+        # (nothing was sent) goes to the next replica.
+        self.urls = [url.rstrip("/") + SEARCH_PATH for url in base_urls]
+        self._turn = 0
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.k = k
         self.min_similarity = min_similarity
@@ -149,12 +156,11 @@ class KnowledgeClient:
         )
         body = {"query": question[:MAX_QUERY_CHARS], "k": self.k}
         try:
-            async with self._client().post(self.url, json=body, headers={HEADER: token}) as r:
-                if r.status != 200:
-                    detail = (await r.text())[:200]
-                    log.warning("knowledge base unavailable for chat", extra={"status": r.status, "detail": detail})
-                    return Grounding(error="The knowledge base is not available")
-                payload = await r.json(content_type=None)
+            async with asyncio.timeout(self.timeout.total):  # one budget, however many replicas are tried
+                status, payload = await self._post(body, {HEADER: token})
+            if status != 200:
+                log.warning("knowledge base unavailable for chat", extra={"status": status, "detail": payload})
+                return Grounding(error="The knowledge base is not available")
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -168,3 +174,20 @@ class KnowledgeClient:
             log.warning("knowledge base answered without results for chat")
             return Grounding(error="The knowledge base could not be searched")
         return ground(results, self.min_similarity)
+
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        """(200, the JSON answer) or (another status, the start of its body), from the replica
+        whose turn it is or, when it can't be connected to, the next."""
+        first = self._turn
+        self._turn = (first + 1) % len(self.urls)
+        order = self.urls[first:] + self.urls[:first]
+        for url in order[:-1]:
+            with contextlib.suppress(aiohttp.ClientConnectorError):
+                return await self._post_to(url, body, headers)
+        return await self._post_to(order[-1], body, headers)
+
+    async def _post_to(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        async with self._client().post(url, json=body, headers=headers) as r:
+            if r.status != 200:
+                return r.status, (await r.text())[:200]
+            return 200, await r.json(content_type=None)

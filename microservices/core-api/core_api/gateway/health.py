@@ -1,8 +1,15 @@
-"""Health of the fleet: every service's `/health`, checked concurrently, plus core-api.
+"""Health of the fleet: every replica of every service's `/health`, checked concurrently,
+plus core-api.
 
 The public `/api/health` says only ok or degraded (issue 14: it listed internal URLs
 and made six upstream calls per request); the per-service view is for admins
-(the routes: api/routes/health.py)."""
+(the routes: api/routes/health.py).
+
+A service with several replicas (its URL setting lists them) is ok when at least one replica
+is: requests naming no session still get served. Its entry in the admin view is that replica's
+check (the first ok one, else the first), with every replica's under `replicas`. The fleet's
+status, public and admin, is degraded when any replica is not ok: capacity is down, and the
+sessions that replica held are gone, which an administrator should know about."""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from .upstream import UpstreamError, UpstreamPool
 
 if TYPE_CHECKING:
     from .proxy import Gateway
+    from .replicas import Replicas
 
 CHECK_TIMEOUT_S = 1.5
 SELF = "core-api"
@@ -43,6 +51,12 @@ async def check_service(pool: UpstreamPool, limit_s: float = CHECK_TIMEOUT_S) ->
     return result
 
 
+def service_health(replicas: list[dict[str, Any]]) -> dict[str, Any]:
+    """One service's entry from its replicas' checks (in ordinal order): ok when one is."""
+    ok = [check for check in replicas if check["status"] == "ok"]
+    return {**(ok[0] if ok else replicas[0]), "replicas": [{"ordinal": i, **c} for i, c in enumerate(replicas)]}
+
+
 class FleetHealth:
     """Checks every service concurrently; the public summary reuses one check for `cache_s`
     seconds and concurrent callers share the check in flight."""
@@ -59,15 +73,21 @@ class FleetHealth:
         self.checks += 1
         start = time.perf_counter()
         names = self.gateway.routes.services()
-        pools = self.gateway.pools
-        checks = await asyncio.gather(*(check_service(pools[name]) for name in names if name in pools))
+        fleet = self.gateway.replicas
+        started: list[Replicas] = [fleet[name] for name in names if name in fleet]
+        checks = await asyncio.gather(*(check_service(pool) for service in started for pool in service.pools))
         services: dict[str, dict[str, Any]] = {
             SELF: {"status": "ok", "version": VERSION, "latency_ms": round((time.perf_counter() - start) * 1000, 1)}
         }
         checked = iter(checks)
         for name in names:
-            services[name] = next(checked) if name in pools else {"status": "unknown", "error": "gateway not started"}
-        healthy = all(s["status"] == "ok" for s in services.values())
+            if name in fleet:
+                services[name] = service_health([next(checked) for _ in fleet[name].pools])
+            else:
+                services[name] = {"status": "unknown", "error": "gateway not started"}
+        healthy = all(
+            s["status"] == "ok" and all(r["status"] == "ok" for r in s.get("replicas", ())) for s in services.values()
+        )
         report = {
             "status": "ok" if healthy else "degraded",
             "service": SELF,

@@ -122,14 +122,14 @@ class FleetOpenAPI:
         return doc
 
     async def _fetch(self, service: str) -> dict[str, Any] | None:
-        pool = self.gateway.pools.get(service)
+        replicas = self.gateway.replicas.get(service)  # any replica: they serve the same schema
         signer = self.gateway.signer
-        if pool is None or signer is None:
+        if replicas is None or signer is None:
             return None
         token = signer.sign(service, **READER)
         try:
             status, body = await asyncio.wait_for(
-                pool.fetch("GET", "/openapi.json", FETCH_TIMEOUT_S, headers={HEADER: token}), FETCH_TIMEOUT_S
+                replicas.fetch("GET", "/openapi.json", FETCH_TIMEOUT_S, headers={HEADER: token}), FETCH_TIMEOUT_S
             )
             if status != 200:
                 raise UpstreamError(f"/openapi.json answered {status}")

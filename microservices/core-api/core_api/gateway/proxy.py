@@ -28,8 +28,9 @@ from ..settings import Settings
 from .asgi import UNAUTHORIZED, ASGIApp, Message, Receive, Scope, Send, log_access
 from .headers import build_request_head, response_headers
 from .origin import parse_allowed
+from .replicas import GONE, Replicas, SessionGone, replay
 from .routes import Route, RouteTable, has_dot_segment, is_long, load_manifests, service_urls
-from .telemetry import CONNECT_FAILURES, OPEN_STREAMS, observe_proxied
+from .telemetry import OPEN_STREAMS, observe_proxied
 from .upstream import (
     ClientGone,
     Connection,
@@ -56,9 +57,14 @@ class Gateway:
         self.api = api
         self.settings = settings
         manifests = load_manifests(settings)
+        self.manifests = manifests
         self.routes = routes or RouteTable.from_manifests(manifests)
-        self.endpoints = {name: Endpoint.from_url(name, url) for name, url in service_urls(settings, manifests).items()}
-        self.pools: dict[str, UpstreamPool] = {}
+        # Each service's replicas' endpoints, in ordinal order (one for most).
+        self.endpoints = {
+            name: [Endpoint.from_url(name, url) for url in urls]
+            for name, urls in service_urls(settings, manifests).items()
+        }
+        self.replicas: dict[str, Replicas] = {}
         self._auth: Authenticator | None = None
         self._signer: InternalSigner | None = None
         self._read_timeout = settings.gateway_read_timeout_s
@@ -77,26 +83,34 @@ class Gateway:
         self._signer = signer
 
     async def start(self) -> None:
-        """Create the connection pools (connections themselves open on demand)."""
+        """Create the connection pools, one per replica (connections themselves open on demand)."""
         loop = asyncio.get_running_loop()
-        self.pools = {
-            name: UpstreamPool(
-                endpoint,
-                connect_timeout=self.settings.gateway_connect_timeout_s,
-                max_connections=self.settings.gateway_max_connections,
-                loop=loop,
+        settings = self.settings
+        self.replicas = {
+            name: Replicas(
+                name,
+                [
+                    UpstreamPool(
+                        endpoint,
+                        connect_timeout=settings.gateway_connect_timeout_s,
+                        max_connections=settings.gateway_max_connections,
+                        loop=loop,
+                    )
+                    for endpoint in endpoints
+                ],
+                self.manifests[name].sessions,
             )
-            for name, endpoint in self.endpoints.items()
+            for name, endpoints in self.endpoints.items()
         }
 
     async def stop(self) -> None:
-        pools, self.pools = self.pools, {}
-        for pool in pools.values():
-            await pool.close()
+        replicas, self.replicas = self.replicas, {}
+        for service in replicas.values():
+            await service.close()
 
     @property
     def ready(self) -> bool:
-        return bool(self.pools) and self._auth is not None and self._signer is not None
+        return bool(self.replicas) and self._auth is not None and self._signer is not None
 
     async def identify(self, credential: str | None, service: str, request_id: str) -> tuple[int, str] | None:
         """(user id, the signed X-Internal-Auth for `service`) for a valid user credential, else
@@ -235,31 +249,49 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, route: Route, signed: bytes, rid: str, traceparent: str
     ) -> int:
         """Send the request to the service and stream its response back; returns the status."""
-        pool = self.pools[route.service]
-        endpoint = pool.endpoint
+        replicas = self.replicas[route.service]
+        endpoint = replicas.first.endpoint
         path = scope["path"]
         raw_path = scope.get("raw_path") or quote(path).encode()
         query = scope["query_string"]
-        target = endpoint.base_path + raw_path + b"?" + query if query else endpoint.base_path + raw_path
+        target = raw_path + b"?" + query if query else raw_path
         rid_bytes = rid.encode()
-        head = build_request_head(scope, target, endpoint.netloc, signed, rid_bytes, traceparent=traceparent.encode())
+        trace = traceparent.encode()
+        head = build_request_head(
+            scope, endpoint.base_path + target, endpoint.netloc, signed, rid_bytes, traceparent=trace
+        )
         timeout = self._stream_timeout if head.wants_stream or is_long(route, path) else self._read_timeout
         has_body = head.body_length != 0
         is_head = scope["method"] == "HEAD"
+        owner: int | None = None  # the replica owning the session the request names, if it names one
+        body: bytes | None = None  # the body, when it was read to find the session
+        if replicas.sessions is not None:
+            try:
+                session_id, body = await replicas.session_of(scope, receive, head.body_length)
+            except ClientGone:
+                return CLIENT_CLOSED
+            owner = replicas.owner(session_id)
 
         for attempt in (0, 1):
             try:
-                conn = await pool.acquire()
-            except UpstreamUnavailable as exc:
-                CONNECT_FAILURES.labels(route.service).inc()
-                log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
+                pool, conn = await (replicas.acquire() if owner is None else replicas.acquire_owner(owner))
+            except UpstreamUnavailable:
                 await send_json_error(send, 503, f"{route.service} is unavailable", rid)
                 return 503
+            except SessionGone as exc:
+                log.warning("session's replica is gone", extra={"upstream": route.service, "reason": str(exc)})
+                await send_json_error(send, 410, GONE, rid)
+                return 410
+            if pool.endpoint is not endpoint:  # another replica: its own Host and base path
+                endpoint = pool.endpoint
+                head = build_request_head(
+                    scope, endpoint.base_path + target, endpoint.netloc, signed, rid_bytes, traceparent=trace
+                )
             try:
                 conn.begin(timeout, head=is_head, receive=None if has_body else receive)
                 conn.write(head.data)
                 if has_body:
-                    if not await _send_body(conn, receive, head.body_length):
+                    if not await _send_body(conn, receive if body is None else replay(body, receive), head.body_length):
                         pool.release(conn)
                         return CLIENT_CLOSED
                     conn.watch_client(receive)
@@ -273,8 +305,8 @@ class Gateway:
                 if isinstance(exc, ClientGone):
                     return CLIENT_CLOSED
                 # A kept-alive connection the service closed just as we reused it:
-                # safe to replay once, as long as no body was consumed.
-                if attempt == 0 and conn.reused and not has_body and not conn.received_any:
+                # safe to replay once, as long as no body was consumed (or it was read whole).
+                if attempt == 0 and conn.reused and (not has_body or body is not None) and not conn.received_any:
                     continue
                 if isinstance(exc, UpstreamTimeout):
                     log.warning("service timed out", extra={"upstream": route.service, "reason": str(exc)})

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from harvis_common.manifest import Manifest, load_dir
 
-from ..settings import Settings
+from ..settings import Settings, replica_urls
 
 # The services behind the gateway (each also an internal-auth audience). Their prefixes and
 # long routes come from their own manifest.toml (harvis_common.manifest), read at start.
@@ -82,8 +82,9 @@ class RouteTable:
         return sorted({r.service for r in self._by_prefix.values()})
 
 
-def service_urls(settings: Settings, manifests: dict[str, Manifest]) -> dict[str, str]:
-    return {service: getattr(settings, m.url_setting) for service, m in manifests.items()}
+def service_urls(settings: Settings, manifests: dict[str, Manifest]) -> dict[str, list[str]]:
+    """Each service's replicas' base URLs, in ordinal order."""
+    return {service: replica_urls(getattr(settings, m.url_setting)) for service, m in manifests.items()}
 
 
 def is_long(route: Route, path: str) -> bool:

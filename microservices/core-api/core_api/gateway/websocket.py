@@ -8,7 +8,14 @@ Origin (see origin.py), else it is refused with HTTP 403 before anything else.
 Other failures are reported as close codes after accepting, so a browser can
 see them (a refusal before accept is an opaque HTTP 403): 4401 unauthenticated,
 4000+status when the service refuses the handshake, 1013 when the service is
-unreachable or the user's state can't be checked.
+unreachable or the user's state can't be checked, 4410 (as HTTP's 410) when the
+path names a session whose replica is gone (replicas.py).
+
+With several replicas, a WebSocket naming a session (its path, or query) goes to the
+replica that owns it, and only there; any other takes the next replica's turn, and
+one refusing the connection hands it on to the next. A connect that times out is
+1013 at once: websockets' open timeout also covers the service's handshake, so the
+service may have seen the upgrade.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from ..auth.user_state import StateUnavailable
 from .asgi import UNAUTHORIZED, Message, Receive, Scope, Send, log_access
 from .headers import COOKIE_NAME, HOP_BY_HOP, IDENTITY_AND_FORWARDING, forwarded_proto, strip_cookie
 from .origin import origin_allowed
+from .replicas import GONE, Replicas
 from .routes import has_dot_segment
 from .telemetry import CONNECT_FAILURES, OPEN_STREAMS, observe_proxied
 
@@ -45,6 +53,7 @@ log = logging.getLogger("harvis.gateway")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TRY_AGAIN = 1013
 CLOSE_POLICY = 1008
+CLOSE_GONE = 4410  # the session's replica is gone (4000 + HTTP's 410, like a refused handshake's)
 MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's own default limit
 
 # Handshake and credential headers are the client library's to set, or ours.
@@ -165,8 +174,8 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
     try:
         if (await receive())["type"] != "websocket.connect":
             return
-        pool = gateway.pools.get(route.service)
-        if not gateway.ready or pool is None:
+        replicas = gateway.replicas.get(route.service)
+        if not gateway.ready or replicas is None:
             outcome = CLOSE_TRY_AGAIN
             await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, "The gateway is starting")
             return
@@ -193,34 +202,36 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
             await _accept_and_close(send, rid, CLOSE_UNAUTHORIZED, UNAUTHORIZED)
             return
         user_id, signed = identified
-        endpoint = pool.endpoint
-        raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
-        url = (
-            f"{'wss' if endpoint.ssl else 'ws'}://{endpoint.netloc.decode()}{endpoint.base_path.decode()}"
-            f"{raw_path}{_upstream_query(scope.get('query_string', b''))}"
-        )
-        settings = gateway.settings
-        try:
-            upstream = await connect(
-                url,
-                additional_headers=_upstream_headers(scope, signed, rid, span.traceparent),
-                subprotocols=scope.get("subprotocols") or None,
-                # connect + the service's handshake answer (a quick one, never a long read)
-                open_timeout=settings.gateway_connect_timeout_s + min(settings.gateway_read_timeout_s, 10),
-                compression=None,
-                max_size=MAX_MESSAGE,
-                user_agent_header=None,
-                proxy=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            outcome = 4000 + status if 400 <= status < 500 else CLOSE_TRY_AGAIN
-            await _accept_and_close(send, rid, outcome, f"{route.service} refused the connection ({status})")
+        query = scope.get("query_string", b"")
+        owner = replicas.owner(replicas.session_in_url(path, query))
+        if owner is not None and owner >= len(replicas):
+            outcome = CLOSE_GONE
+            await _accept_and_close(send, rid, CLOSE_GONE, GONE)
             return
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            if isinstance(exc, OSError):
-                CONNECT_FAILURES.labels(route.service).inc()
-            log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
+        target = f"{(scope.get('raw_path') or path.encode()).decode('latin-1')}{_upstream_query(query)}"
+        headers = _upstream_headers(scope, signed, rid, span.traceparent)
+        upstream: ClientConnection | None = None
+        for ordinal in replicas.order() if owner is None else (owner,):
+            try:
+                upstream = await _connect(gateway, replicas, ordinal, target, headers, scope.get("subprotocols"))
+                break
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                outcome = 4000 + status if 400 <= status < 500 else CLOSE_TRY_AGAIN
+                await _accept_and_close(send, rid, outcome, f"{route.service} refused the connection ({status})")
+                return
+            except (TimeoutError, InvalidHandshake) as exc:  # the service may have seen the upgrade
+                if isinstance(exc, TimeoutError):
+                    CONNECT_FAILURES.labels(route.service).inc()
+                log.warning("service unavailable", extra={"upstream": route.service, "reason": str(exc)})
+                break
+            except OSError as exc:  # could not connect: nothing was sent, the next replica may take it
+                replicas.failed(ordinal, exc)
+                if owner is not None:
+                    outcome = CLOSE_GONE
+                    await _accept_and_close(send, rid, CLOSE_GONE, GONE)
+                    return
+        if upstream is None:
             outcome = CLOSE_TRY_AGAIN
             await _accept_and_close(send, rid, CLOSE_TRY_AGAIN, f"{route.service} is unavailable")
             return
@@ -247,6 +258,31 @@ async def proxy_websocket(gateway: Gateway, scope: Scope, receive: Receive, send
         span.end(outcome if outcome < 1000 else None, None if outcome < 1000 or outcome == 1000 else f"close {outcome}")
         current_trace.reset(trace_token)
         request_id_var.reset(rid_token)
+
+
+async def _connect(
+    gateway: Gateway,
+    replicas: Replicas,
+    ordinal: int,
+    target: str,
+    headers: list[tuple[str, str]],
+    subprotocols: list[str] | None,
+) -> ClientConnection:
+    """The WebSocket to replica `ordinal` (`target`: the path and query to ask it for)."""
+    endpoint = replicas.pools[ordinal].endpoint
+    url = f"{'wss' if endpoint.ssl else 'ws'}://{endpoint.netloc.decode()}{endpoint.base_path.decode()}{target}"
+    settings = gateway.settings
+    return await connect(
+        url,
+        additional_headers=headers,
+        subprotocols=subprotocols or None,
+        # connect + the service's handshake answer (a quick one, never a long read)
+        open_timeout=settings.gateway_connect_timeout_s + min(settings.gateway_read_timeout_s, 10),
+        compression=None,
+        max_size=MAX_MESSAGE,
+        user_agent_header=None,
+        proxy=None,
+    )
 
 
 async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
