@@ -332,7 +332,10 @@ def workload(kind: str, name: str, pod: dict[str, Any], claims: list[dict[str, A
 
 def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     name = svc.name
-    env, config = env_entries(name, compose_svc.get("environment") or {})
+    compose_env = dict(compose_svc.get("environment") or {})
+    if name in STATEFUL:
+        compose_env.pop("REPLICA_ORDINAL", None)  # compose's one replica is 0; a pod's is its index (below)
+    env, config = env_entries(name, compose_env)
     read_only = name not in WRITABLE_ROOT
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]

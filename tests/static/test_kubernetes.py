@@ -589,7 +589,10 @@ def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
     # Environment: the same names; explicit values equal (defaults applied); secrets by reference.
     env = service_env(theirs)
     ours = {e["name"]: e for e in container["env"]}
-    extra = {"REPLICA_ORDINAL"} if svc.name in SESSIONS else set()
+    extra = set()
+    if svc.name in SESSIONS:  # compose runs one replica (0); a pod's ordinal is its index
+        assert env.pop("REPLICA_ORDINAL", None) == "0"
+        extra = {"REPLICA_ORDINAL"}
     assert set(ours) == set(env) | extra, set(ours) ^ (set(env) | extra)
     pinned = {_session_setting(n) for n in SESSIONS} if svc.name == "core-api" else set()
     config = objects(overlay, "ConfigMap")[f"{svc.name}-env"]["data"]

@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from harvis_common.config import ServiceSettings
+from harvis_common.config import ReplicaSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, ReplicaSettings):
     service_name: str = "browser-service"
 
     # Hosts/networks the SSRF guard lets the browser reach although they are not public

@@ -27,9 +27,13 @@ class ServiceSettings(BaseSettings):
     internal_auth_public_key: str = ""
     # Allowed clock skew when checking internal tokens' iat/exp, in seconds.
     internal_auth_leeway_s: int = Field(default=5, ge=0, le=60)
-    # This replica's ordinal (0 with one replica; a StatefulSet pod's index). Services whose
-    # sessions live in one replica put it in the session ids (harvis_common.replicas), so the
-    # gateway sends a session's requests to the replica that holds it.
+
+
+class ReplicaSettings(BaseSettings):
+    """For a service whose sessions live in one replica (mix into its Settings)."""
+
+    # This replica's ordinal (0 with one replica; a StatefulSet pod's index): it goes into the
+    # session ids (harvis_common.replicas), so the gateway sends a session's requests here.
     replica_ordinal: int = Field(default=0, ge=0, le=0xFFF)
 
 

@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from harvis_common.config import LLMSettings, ServiceSettings, checkout_state_dir
+from harvis_common.config import LLMSettings, ReplicaSettings, ServiceSettings, checkout_state_dir
 
 # Natively the workspaces live in the checkout's git-ignored state directory.
 _DEFAULT_WORKSPACES = str(checkout_state_dir(__file__, "vibe-workspaces"))
 
 
-class Settings(ServiceSettings, LLMSettings):
+class Settings(ServiceSettings, LLMSettings, ReplicaSettings):
     service_name: str = "vibe-coding"
     # PostgreSQL DSN (asyncpg): sessions live there.
     database_url: str = ""
