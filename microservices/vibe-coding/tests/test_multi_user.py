@@ -9,7 +9,6 @@ import contextlib
 import json
 import subprocess
 import time
-import types
 import uuid
 from typing import Any
 
@@ -215,10 +214,9 @@ async def test_execute_waits_for_a_slot_only_so_long() -> None:
 
 async def test_sessions_whose_ids_collide_mod_60000_get_distinct_uids(monkeypatch: Any) -> None:
     """uids were base + uuid mod 60000: two sessions could run as the same uid."""
-    real = uuid.uuid4
+    real = store_module.SessionStore._new_id
     colliding = iter([uuid.UUID(int=12_345), uuid.UUID(int=12_345 + 60_000)])
-    fake = types.SimpleNamespace(UUID=uuid.UUID, uuid4=lambda: next(colliding, None) or real())
-    monkeypatch.setattr(store_module, "uuid", fake)
+    monkeypatch.setattr(store_module.SessionStore, "_new_id", lambda self: next(colliding, None) or real(self))
     async with live_server(own_database=True) as server:
         user = next_user_id()
         first, second = await server.session(user), await server.session(user)
