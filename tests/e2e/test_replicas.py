@@ -71,9 +71,14 @@ def replicas(fleet_proc: Fleet) -> Iterator[Replicas]:
     shutil.rmtree(workspaces, ignore_errors=True)
     names: dict[str, str] = {}
     try:
+        # What a second replica on the same host can't share: vibe-coding's workspaces (to catch
+        # misrouting), n8n-integration's egress proxy port (n8n itself keeps using the first's).
+        own = {
+            "vibe-coding": {"VIBE_WORKSPACE_DIR": str(workspaces)},
+            "n8n-integration": {"N8N_EGRESS_PROXY_PORT": str(5690 + OFFSET)},
+        }
         for svc in REPLICATED:
-            extra = {"VIBE_WORKSPACE_DIR": str(workspaces)} if svc.name == "vibe-coding" else {}
-            names[svc.name] = fleet_proc.start_replica(svc, 1, svc.port + OFFSET, extra)
+            names[svc.name] = fleet_proc.start_replica(svc, 1, svc.port + OFFSET, own.get(svc.name))
         for svc in REPLICATED:
             _wait_healthy(fleet_proc, names[svc.name], svc.port + OFFSET)
         lists = {svc.url_env: f"http://127.0.0.1:{svc.port},http://127.0.0.1:{svc.port + OFFSET}" for svc in REPLICATED}
