@@ -128,6 +128,15 @@ def check_browser(client: httpx.Client, headers: Headers, tmp: Path) -> None:
     r = client.post("/api/screen-analyze", json={"image": base64.b64encode(png).decode()}, headers=headers, timeout=120)
     assert r.status_code == 200, r.text
     assert "Harbour Lights 4417" in r.json()["text"], r.json()
+    # The third: a session's own Chromium starts and renders (its blank first page).
+    r = client.post("/api/browser/session", headers=headers, timeout=120)
+    assert r.status_code == 200, r.text
+    sid = r.json()["session_id"]
+    try:
+        shot = client.get("/api/browser/screenshot", params={"session_id": sid}, headers=headers, timeout=60)
+        assert shot.status_code == 200 and shot.content[:8] == b"\x89PNG\r\n\x1a\n", shot.text[:300]
+    finally:
+        client.delete(f"/api/browser/session/{sid}", headers=headers)
 
 
 def check_mcp_files(client: httpx.Client, headers: Headers) -> None:
