@@ -18,7 +18,7 @@ test:           ## lint, static checks, unit tests per service, end-to-end throu
 lint:
 	$(PY) scripts/fleet.py test lint
 
-bench:          ## gateway throughput and per-service install footprint (see docs/benchmarks.md)
+bench:          ## the self-contained benchmarks: gateway, MCP, sandboxes, browser, footprint, memory (docs/benchmarks.md)
 	$(PY) scripts/fleet.py bench
 
 up: build       ## the fleet in containers (docker or podman; needs a .env, see README)

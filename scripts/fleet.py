@@ -603,9 +603,10 @@ def cmd_bench(_: argparse.Namespace) -> int:
     ensure_apt(["wrk"])
     env = {**os.environ, "HARVIS_VENVS": json.dumps({k: str(v) for k, v in venvs.items()})}
     code = 0
-    # Self-contained benchmarks (each starts what it measures); bench/chat.py and the
-    # `--api` modes need a running fleet (`make dev`): see docs/benchmarks.md.
-    for script in ("gateway.py", "mcp.py", "vibe.py", "browser.py", "footprint.py"):
+    # Self-contained benchmarks (each starts what it measures; memory.py runs `make dev` itself,
+    # on its fixed ports); bench/chat.py and the `--api` modes need a running fleet (`make dev`):
+    # see docs/benchmarks.md.
+    for script in ("gateway.py", "mcp.py", "vibe.py", "browser.py", "footprint.py", "memory.py"):
         say(f"bench/{script}")
         code |= subprocess.run([str(tools / "bin" / "python"), str(ROOT / "bench" / script)], env=env).returncode
     return code

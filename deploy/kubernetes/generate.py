@@ -40,62 +40,78 @@ _INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 
 # Resources: requests / limits per container, and where each number comes from. docs/benchmarks.md
 # measured a browser session's memory, the gateway's CPU per request, sandbox and voice CPU use,
-# and install footprints; no idle RSS per service was measured, so memory for the others is an
-# estimate (marked so) to replace with `kubectl top` figures from a real cluster.
+# install footprints, and every service's memory (bench/memory.py, "Memory per service": `make
+# dev` natively, idle and after a light load of one user through nginx, 2026-12-07). Memory
+# requests are that measurement under load with headroom, limits well above it. The basis is RSS
+# for one-process containers (a container's memory counts the pages its process maps, its own
+# copies of the libraries included; natively PSS splits those with the other services) and PSS
+# for process trees (Chromium's processes share most of their pages: RSS would count them once
+# per process). Where no measurement covers a number it says "an estimate"; `kubectl top pod` on
+# a real cluster should confirm them.
 RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
     "core-api": (
-        {"cpu": "250m", "memory": "256Mi"},
-        {"cpu": "1", "memory": "768Mi"},
+        {"cpu": "250m", "memory": "192Mi"},
+        {"cpu": "1", "memory": "512Mi"},
         "CPU: the gateway spends ~300 us of CPU per request (benchmarks.md, Gateway hop: ~1 300-1 900 "
-        "req/s on 2 cores), so 250m carries a few hundred req/s. Memory: an estimate (Python + "
-        "artifact renderers, ARTIFACT_RENDER_WORKERS=2 threads); not measured.",
+        "req/s on 2 cores), so 250m carries a few hundred req/s. Memory: 87 MiB RSS idle, 117 MiB "
+        "after chats and three artifacts rendered (benchmarks.md, Memory per service: measured); the "
+        "request adds headroom for ARTIFACT_RENDER_WORKERS=2 renders of larger documents at once.",
     ),
     "research-service": (
-        {"cpu": "250m", "memory": "512Mi"},
+        {"cpu": "250m", "memory": "768Mi"},
         {"cpu": "2", "memory": "1536Mi"},
         "CPU: knowledge-base ingestion is the MiniLM forward pass, CPU-bound on both cores "
-        "(benchmarks.md, Knowledge base: 29-38 chunks/s on 2 cores). Memory: an estimate (ONNX "
-        "Runtime + MiniLM 88 MB on disk, benchmarks.md footprint; pages in flight bounded by "
-        "RESEARCH_MAX_PAGE_BYTES x RESEARCH_FETCH_CONCURRENCY); not measured.",
+        "(benchmarks.md, Knowledge base: 29-38 chunks/s on 2 cores). Memory: 473 MiB RSS idle (the "
+        "MiniLM embedder and ONNX Runtime load at start), 494-572 MiB after web searches and an "
+        "upload (benchmarks.md, Memory per service: measured); the limit leaves room for large "
+        "uploads and RESEARCH_FETCH_CONCURRENCY pages of up to RESEARCH_MAX_PAGE_BYTES in flight.",
     ),
     "voice-service": (
         {"cpu": "1", "memory": "1Gi"},
         {"cpu": "2", "memory": "2Gi"},
         "CPU: VOICE_WHISPER_THREADS=2 per transcription, VOICE_MAX_CONCURRENCY=2 (benchmarks.md, "
-        "Voice: RTF 0.12-0.14 on 2 threads). Memory: Whisper base + Piper, 211 MB of model data "
-        "(benchmarks.md, Voice footprint), loaded twice at most; an estimate, not measured.",
+        "Voice: RTF 0.12-0.14 on 2 threads). Memory: 110 MiB RSS idle, 566-589 MiB once Whisper "
+        "base and Piper are loaded, peaks of 600-790 MiB while transcribing (benchmarks.md, Memory "
+        "per service: measured, one request at a time); the limit covers two at once.",
     ),
     "browser-service": (
         {"cpu": "500m", "memory": "1Gi"},
         {"cpu": "2", "memory": "3Gi"},
-        "Memory: ~160-193 MB PSS per session (benchmarks.md, Browser: measured) x BROWSER_MAX_SESSIONS=4 "
-        "= ~0.8 GB, plus the service, plus /dev/shm (a 1 GiB memory-backed emptyDir, compose's "
-        "shm_size, counted against this limit). CPU: 2 cores drive fewer sessions than memory allows "
-        "(benchmarks.md).",
+        "Memory: the service 71 MiB RSS; its first Chromium session ~410 MiB PSS (10 processes; "
+        "benchmarks.md, Memory per service: measured), each further one ~160 MB PSS (benchmarks.md, "
+        "Browser: measured), so BROWSER_MAX_SESSIONS=4 is ~0.95 GiB, plus /dev/shm (a 1 GiB "
+        "memory-backed emptyDir, compose's shm_size, counted against this limit). CPU: 2 cores drive "
+        "fewer sessions than memory allows (benchmarks.md).",
     ),
     "mcp-service": (
         {"cpu": "100m", "memory": "128Mi"},
         {"cpu": "1", "memory": "512Mi"},
         "CPU: one worker answers 158-253 REST req/s (benchmarks.md, MCP tool calls: measured). "
-        "Memory: an estimate (tool outputs bounded by MCP_MAX_OUTPUT_BYTES); not measured.",
+        "Memory: 101 MiB RSS idle, 102 MiB after file tool calls (benchmarks.md, Memory per service: "
+        "measured); a tool's output is bounded by MCP_MAX_OUTPUT_BYTES (1 MB).",
     ),
     "n8n-integration": (
         {"cpu": "100m", "memory": "256Mi"},
         {"cpu": "1", "memory": "768Mi"},
-        "An estimate: the local MiniLM embedder in numpy (no torch: 304 MB venv, benchmarks.md "
-        "image sizes) and the vetting proxy; not measured.",
+        "Memory: 86 MiB RSS idle, 193 MiB once its MiniLM embedder has loaded (on the first review or "
+        "prompt-built workflow, or at a start that seeds the examples; benchmarks.md, Memory per "
+        "service: measured). The egress proxy for n8n's requests is light.",
     ),
     "vibe-coding": (
-        {"cpu": "500m", "memory": "512Mi"},
+        {"cpu": "500m", "memory": "256Mi"},
         {"cpu": "2", "memory": "4Gi"},
         "CPU: 42-152 sandboxed executions/s on 2 cores (benchmarks.md, Sandboxed execution: measured). "
-        "Memory: each sandboxed process may take VIBE_EXEC_MEMORY_MB=1024 of address space and "
-        "VIBE_MAX_CONCURRENT=16 run at once; 4 Gi bounds the pod, an estimate of real use.",
+        "Memory: the service 76 MiB RSS idle, 86 MiB with a terminal open (its sandbox ~7 MiB RSS; "
+        "benchmarks.md, Memory per service: measured); VIBE_MAX_CONCURRENT=16 sandboxes of small "
+        "programs fit the request (an estimate), and each sandboxed process may take "
+        "VIBE_EXEC_MEMORY_MB=1024 of address space, so the limit bounds a few heavy ones.",
     ),
     "nginx": (
         {"cpu": "100m", "memory": "64Mi"},
         {"cpu": "1", "memory": "256Mi"},
-        "An estimate: nginx proxies without buffering (proxy_buffering off); not measured.",
+        "Memory: 21-23 MiB RSS for the master and two workers (benchmarks.md, Memory per service: "
+        "measured); nginx proxies without buffering (proxy_buffering off). worker_processes auto "
+        "starts one worker per CPU the node has.",
     ),
     "redis": (
         {"cpu": "50m", "memory": "64Mi"},
@@ -103,14 +119,18 @@ RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
         "An estimate: rate-limit counters, revocation fan-out and the research cache only.",
     ),
     "n8n": (
-        {"cpu": "250m", "memory": "512Mi"},
+        {"cpu": "250m", "memory": "768Mi"},
         {"cpu": "1", "memory": "1536Mi"},
-        "An estimate (a Node.js process with SQLite); not measured here.",
+        "Memory: 370-540 MiB RSS at idle (its first minute after a start is the highest), 425 MiB "
+        "after workflows ran (Node.js, its task runner and SQLite; benchmarks.md, Memory per service: "
+        "measured natively, n8n 2.8).",
     ),
     "ollama": (
         {"cpu": "1", "memory": "2Gi"},
         {"cpu": "4", "memory": "8Gi"},
-        "An estimate for a small model on CPU; size it to the models you pull.",
+        "An estimate for a small model on CPU; size it to the models you pull (the model file plus its "
+        "context's KV cache: make dev's demo model, Gemma 3 270M with a 4096-token context in "
+        "llama.cpp, holds 1.3 GiB once it has answered; benchmarks.md, Memory per service).",
     ),
 }
 
