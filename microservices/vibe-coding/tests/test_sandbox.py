@@ -208,6 +208,36 @@ def test_docker_backend_maps_workspaces_to_the_engine_host(tmp_path: Path) -> No
     assert DockerSandbox("unix:///x", "i", tmp_path).host_path(tmp_path / "a") == tmp_path / "a"
 
 
+async def test_docker_readiness_needs_every_languages_image(tmp_path: Path) -> None:
+    """Ready only when the engine has the image of each language (the first run would fail)."""
+    import docker
+
+    class Images:
+        def __init__(self, have: set[str]) -> None:
+            self.have = have
+
+        def get(self, name: str) -> object:
+            if name not in self.have:
+                raise docker.errors.ImageNotFound(name)
+            return object()
+
+    class Client:
+        def __init__(self, have: set[str]) -> None:
+            self.images = Images(have)
+
+        def version(self) -> dict[str, str]:
+            return {"Version": "4.3.1"}
+
+    backend = DockerSandbox("unix:///x", "harvis/sandbox-{language}:latest", tmp_path)
+    wanted = {f"harvis/sandbox-{lang}:latest" for lang in ("python", "node", "bash")}
+    assert set(backend.images()) == wanted
+    backend._client = Client(wanted)
+    assert await backend.probe(tmp_path, 1) == "docker 4.3.1"
+    backend._client = Client(wanted - {"harvis/sandbox-node:latest"})
+    with pytest.raises(RuntimeError, match="no image harvis/sandbox-node:latest"):
+        await backend.probe(tmp_path, 1)
+
+
 def test_backend_auto_detection(tmp_path: Path) -> None:
     kw = {"image_template": "i", "workspace_dir": tmp_path, "host_workspace_dir": ""}
     assert choose_backend("auto", docker_url=f"unix://{tmp_path}/none.sock", **kw).name == "bwrap"

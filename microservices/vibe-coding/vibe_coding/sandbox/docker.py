@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
+from .base import LANGUAGES, SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
 
 CPUS = 1.0
 CODE_ENV = "HARVIS_FILE_{n}"
@@ -124,8 +124,26 @@ class DockerSandbox:
     def target_uid(self, uid: int | None) -> int | None:
         return uid
 
+    def images(self) -> list[str]:
+        return [self.image_template.format(language=lang.image) for lang in LANGUAGES.values()]
+
+    def check(self) -> str:
+        """The engine answers and has every language's image (else the first run would fail)."""
+        import docker
+
+        described = self.available()
+        missing = []
+        for image in self.images():
+            try:
+                self.client().images.get(image)
+            except docker.errors.ImageNotFound:
+                missing.append(image)
+        if missing:
+            raise RuntimeError(f"{described}: no image {', '.join(missing)} (make build-sandbox builds them)")
+        return described
+
     async def probe(self, scratch: Path, uid: int) -> str:
-        return await asyncio.to_thread(self.available)
+        return await asyncio.to_thread(self.check)
 
     def host_path(self, workspace: Path) -> Path:
         return self.host_workspace_dir / workspace.relative_to(self.workspace_dir)
