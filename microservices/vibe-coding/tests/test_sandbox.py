@@ -198,7 +198,14 @@ def test_docker_spec_becomes_the_engine_request(tmp_path: Path) -> None:
     assert host["NanoCpus"] == 1_000_000_000 and host["Init"] is True
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["Binds"] == ["/srv/ws/1/s:/workspace:rw"]
-    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"fsize": 100 << 20, "cpu": 60, "core": 0}
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {
+        "data": 1 << 30,
+        "fsize": 100 << 20,
+        "cpu": 60,
+        "core": 0,
+        "nofile": 1024,
+        "nproc": 64,
+    }
     assert "Privileged" not in host and "PortBindings" not in host
 
 
