@@ -35,9 +35,10 @@ logs:
 	$(COMPOSE) logs -f --tail=200
 
 # Images: the shared base (microservices/base/Dockerfile) first, then the service(s), with
-# whichever engine is here (scripts/images.py). build-voice VOICE_VARIANT=gpu: the GPU image.
-build:          ## build every image
+# whichever engine is here (scripts/images.py), and the docker sandbox backend's images
+# harvis/sandbox-<language> (microservices/sandbox/Dockerfile). build-voice VOICE_VARIANT=gpu: the GPU image.
+build:          ## build every image (the seven services and the sandbox images)
 	$(PY) scripts/images.py build
 
-build-%:        ## build one image: build-core, build-research, build-voice, build-browser, build-mcp, build-n8n, build-vibe
+build-%:        ## build one image: build-core, build-research, build-voice, build-browser, build-mcp, build-n8n, build-vibe; build-sandbox: the sandbox images
 	$(PY) scripts/images.py build $*

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Build Harvis's images with whichever engine this machine has (docker or podman).
 
-    python3 scripts/images.py build                 # the shared base, then all seven services
+    python3 scripts/images.py build                 # the shared base, all seven services, the sandbox images
     python3 scripts/images.py build voice           # the base, then voice-service (`make build-voice`)
     python3 scripts/images.py build voice --variant gpu
+    python3 scripts/images.py build sandbox         # only the sandbox images (`make build-sandbox`)
     python3 scripts/images.py sizes                 # each image's size, as a Markdown table
 
 The shared part of every image is `harvis/python-base` (microservices/base/Dockerfile), built
-first from `python:3.11-slim-bookworm`. Where no registry is reachable (a private network,
+first from `python:3.11-slim-bookworm`. The sandbox images `harvis/sandbox-<language>`
+(microservices/sandbox/Dockerfile: what vibe-coding's docker backend runs users' code in) are
+built from that same python image, tagged with the version and `latest` (the backend's default
+VIBE_DOCKER_IMAGE). Where no registry is reachable (a private network,
 this project's CI) the python image itself is made from Debian's packages with mmdebstrap
 and imported, once: Debian's python3 is the same 3.11. pip inside the builds gets this
 machine's CA bundle as the build secret `pip_ca` (never a layer of an image).
@@ -43,6 +47,9 @@ PODMAN_CONF = ROOT / "deploy" / "podman" / "containers.conf"
 # test runner: runc (see above), catatonit for `init: true`, the network plugins podman's
 # setup wants even when containers use the host network, mmdebstrap for the python image.
 CONTAINER_PACKAGES = ("podman", "runc", "catatonit", "containernetworking-plugins", "mmdebstrap")
+# vibe-coding's languages (vibe_coding/sandbox/base.py), each a target of the sandbox Dockerfile.
+SANDBOX_LANGUAGES = ("python", "node", "bash")
+SANDBOX_DOCKERFILE = MICRO / "sandbox" / "Dockerfile"
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
@@ -140,9 +147,22 @@ def python_image(engine: Engine) -> str:
     return DEBIAN_PYTHON
 
 
-def build_base(engine: Engine) -> dict[str, str]:
+def sandbox_images(language: str) -> list[str]:
+    """The tags of one sandbox image: the version's, and `latest`, which VIBE_DOCKER_IMAGE names."""
+    return [image_name(f"sandbox-{language}"), f"harvis/sandbox-{language}:latest"]
+
+
+def build_sandboxes(engine: Engine, python: str) -> None:
+    for language in SANDBOX_LANGUAGES:
+        image, *more = sandbox_images(language)
+        say(f"building {image}")
+        engine.build(SANDBOX_DOCKERFILE, image, {"PYTHON_IMAGE": python}, target=language)
+        for other in more:
+            engine.run("tag", image, other)
+
+
+def build_base(engine: Engine, python: str) -> dict[str, str]:
     """The two shared images; returns the build args that point a service's stages at them."""
-    python = python_image(engine)
     args = {}
     for target, name, arg in (("runtime", "python-base", "BASE_IMAGE"), ("build", "python-build", "BUILD_IMAGE")):
         say(f"building {image_name(name)}")
@@ -163,9 +183,16 @@ def resolve(names: list[str]) -> list[Service]:
 
 
 def build(names: list[str], variant: str) -> None:
+    """`names` empty: everything; `sandbox` among them: the sandbox images too."""
     engine = Engine.find()
-    base = build_base(engine)
-    for svc in resolve(names):
+    python = python_image(engine)
+    sandboxes = not names or "sandbox" in names
+    services = [n for n in names if n != "sandbox"]
+    if names and not services:
+        build_sandboxes(engine, python)
+        return
+    base = build_base(engine, python)
+    for svc in resolve(services):
         args, name = dict(base), svc.name
         if svc.name == "voice-service":
             args["VOICE_VARIANT"] = variant
@@ -173,22 +200,24 @@ def build(names: list[str], variant: str) -> None:
                 name = "voice-service-gpu"  # docker-compose.gpu.yaml's image; the CPU one stays
         say(f"building {image_name(name)}")
         engine.build(MICRO / svc.directory / "Dockerfile", image_name(name), args)
+    if sandboxes:
+        build_sandboxes(engine, python)
 
 
 def sizes() -> dict[str, int]:
     engine = Engine.find()
     out = {}
-    for svc in SERVICES:
-        proc = engine.run("image", "inspect", image_name(svc.name), check=False, capture=True)
+    for name in [svc.name for svc in SERVICES] + [f"sandbox-{lang}" for lang in SANDBOX_LANGUAGES]:
+        proc = engine.run("image", "inspect", image_name(name), check=False, capture=True)
         if proc.returncode == 0:
-            out[svc.name] = int(json.loads(proc.stdout)[0]["Size"])
+            out[name] = int(json.loads(proc.stdout)[0]["Size"])
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build the base and the named services (default: all)")
+    b = sub.add_parser("build", help="build the base and the named services (default: all, and the sandbox images)")
     b.add_argument("services", nargs="*")
     b.add_argument("--variant", choices=("cpu", "gpu"), default=os.environ.get("VOICE_VARIANT", "cpu"))
     sub.add_parser("sizes", help="image sizes as a Markdown table")

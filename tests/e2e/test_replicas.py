@@ -30,12 +30,12 @@ import pytest
 from conftest import BASE_URL, Fleet, new_user
 from fleet_services import SERVICES, Service, by_name
 from test_observability import metrics, value
-from test_vibe import _terminal
 
 from harvis_common.replicas import owner_ordinal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "product"))  # the product checks
 import features
+import sandbox_checks
 
 REPLICATED = [svc for svc in SERVICES if svc.name != "core-api"]
 OFFSET = 100  # the second replica's port: the service's + 100 (8101 … 8106)
@@ -182,7 +182,7 @@ def _use_vibe_session(client: httpx.Client, user_token: str, headers: dict[str, 
     )
     assert ran.status_code == 200 and ran.json()["output"].strip() == "on my replica", ran.text
     url = f"{WS_URL}/api/vibecoding/container/{sid}/terminal?token={user_token}"
-    seen, code = asyncio.run(_terminal(url, "cat pinned.py\r", "on my replica"))
+    seen, code = asyncio.run(sandbox_checks.terminal(url, "cat pinned.py\r", "on my replica"))
     assert "on my replica" in seen and code == 1000, (code, seen[-500:])
 
 

@@ -9,7 +9,13 @@ machine's: PostgreSQL and Redis on 127.0.0.1, and the native runner's nginx, dem
 server and n8n (host network: the compose service names become 127.0.0.1).
 
 One real answer per service goes through nginx → the core-api container → the service's
-container (features.py, the same checks `make dev` passes).
+container (features.py, the same checks `make dev` passes). The vibe-coding container's sandbox
+(bubblewrap inside it) passes the same hostile checks as the native one (sandbox_checks.py).
+
+The sandbox images (harvis/sandbox-<language>, built by `make build`) run a program with exactly
+the container DockerSandbox asks the engine for, and vibe-coding run natively with its docker
+backend on podman's Docker-compatible API passes the hostile checks too (the last tests here:
+that vibe-coding takes the container's place on its port).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,11 +37,15 @@ import features
 import httpx
 import images
 import pytest
+import sandbox_checks
 import yaml
 from conftest import BASE_URL, ROOT, fleet
-from fleet_services import SERVICES, Service
+from fleet_services import SERVICES, Service, by_name
 
 from harvis_testkit import create_database_sync, drop_database_sync
+
+sys.path.insert(0, str(ROOT / "microservices" / "vibe-coding"))  # the docker backend's container spec
+from vibe_coding.sandbox import LANGUAGES, Limits, SandboxTarget, container_spec, program_for
 
 # The demo model and n8n are built by `make setup` / the suites before this one.
 READY_TIMEOUT_S = 300
@@ -93,6 +105,9 @@ class ImageFleet:
             for key in ("JWT_SECRET", "INTERNAL_AUTH_PRIVATE_KEY", "API_KEY_ENCRYPTION_KEY"):
                 env[key] = self.prep.secrets[key]
             env["TRUSTED_PROXY_CIDRS"] = "127.0.0.1/32"  # the native nginx
+            # A setting of compose's (.env): the sandbox checks sign up a few users from 127.0.0.1,
+            # and this Redis database outlives a run.
+            env["SIGNUP_RATE_PER_IP"] = "1000"
         if svc.name == "n8n-integration":
             # As compose runs it: no key file (the native runner's is a host path); the service
             # provisions n8n's owner and its API key from N8N_OWNER_PASSWORD and keeps the key.
@@ -258,3 +273,194 @@ def test_code_runs_in_the_vibe_coding_containers_sandbox(running: ImageFleet, he
 def test_n8n_integration_container_runs_a_workflow(running: ImageFleet, headers: dict[str, str]) -> None:
     with httpx.Client(base_url=BASE_URL, timeout=60) as c:
         features.check_n8n_workflow(c, headers, READY_TIMEOUT_S)
+
+
+# ---------------------------------------------------------------- the sandbox, in containers
+
+# "The host" of the vibe-coding container's sandbox is two things: the real host (this checkout:
+# its code, its secrets) and the container's own root (the service's code and venv, the
+# workspaces of every session, the service user's home). Its /usr, /etc and /bin are the
+# sandbox's read-only system, as the host's are natively.
+HOST_FILES = (f"{ROOT}/scripts/fleet.py", f"{ROOT}/.dev/secrets.env")
+HOST_DIRS = (str(ROOT),)
+CONTAINER_FILES = ("/app/vibe_coding/main.py", "/opt/venv/bin/python")
+CONTAINER_DIRS = ("/app", "/opt/venv", "/data/workspaces", "/home/harvis")
+
+
+def run_check(check: Any, headers: dict[str, str], files: tuple[str, ...], dirs: tuple[str, ...]) -> None:
+    with httpx.Client(base_url=BASE_URL, timeout=60) as c:
+        if check is sandbox_checks.check_host_files_are_unreadable:
+            check(c, headers, files, dirs)
+        else:
+            check(c, headers)
+
+
+@pytest.fixture(scope="module")
+def sandbox_user(running: ImageFleet) -> dict[str, str]:
+    """One user for the container's sandbox checks (each makes a session: the per-user cap)."""
+    with httpx.Client(base_url=BASE_URL, timeout=60) as c:
+        return features.bearer(features.signup(c))
+
+
+@pytest.mark.parametrize(
+    "check",
+    [*sandbox_checks.CHECKS, sandbox_checks.check_terminal_websocket],
+    ids=lambda c: c.__name__.removeprefix("check_"),
+)
+def test_vibe_coding_containers_sandbox_holds(running: ImageFleet, sandbox_user: dict[str, str], check: Any) -> None:
+    """The native sandbox's hostile checks, through nginx → the core-api container → the
+    vibe-coding container (bubblewrap in it, as compose runs it)."""
+    run_check(check, sandbox_user, HOST_FILES + CONTAINER_FILES, HOST_DIRS + CONTAINER_DIRS)
+
+
+# What DockerSandbox runs with by default (vibe-coding's Settings: VIBE_EXEC_*).
+SANDBOX_LIMITS = Limits(
+    timeout_s=30,
+    memory_bytes=1024 * 1024 * 1024,
+    max_procs=64,
+    cpu_s=120,
+    file_bytes=100 * 1024 * 1024,
+    output_bytes=262_144,
+)
+SANDBOX_UID = 200_000  # VIBE_SANDBOX_UID_BASE: a session's uid, none of the image's
+
+
+def engine_run_args(spec: dict[str, Any]) -> list[str]:
+    """`run` arguments for the container DockerSandbox creates through the engine's API
+    (`container_spec`): every key of the spec, or this fails (a new one must be translated)."""
+    handled = {
+        "image", "command", "user", "working_dir", "environment", "network_mode", "mem_limit",
+        "memswap_limit", "nano_cpus", "pids_limit", "read_only", "tmpfs", "volumes", "cap_drop",
+        "security_opt", "ulimits", "init", "stdin_open", "tty", "detach", "labels",
+    }  # fmt: skip
+    assert set(spec) == handled, set(spec) ^ handled
+    assert not spec["stdin_open"] and not spec["tty"] and spec["detach"]
+    args = ["run", "--rm", "--user", spec["user"], "--workdir", spec["working_dir"]]
+    args += ["--network", spec["network_mode"], f"--memory={spec['mem_limit']}"]
+    args += [f"--memory-swap={spec['memswap_limit']}", f"--cpus={spec['nano_cpus'] / 1e9:g}"]
+    args += [f"--pids-limit={spec['pids_limit']}"]
+    args += ["--read-only"] if spec["read_only"] else []
+    args += [f"--tmpfs={path}:{opts}" for path, opts in spec["tmpfs"].items()]
+    args += [f"--volume={host}:{bind['bind']}:{bind['mode']}" for host, bind in spec["volumes"].items()]
+    args += [f"--cap-drop={cap}" for cap in spec["cap_drop"]]
+    args += [f"--security-opt={opt}" for opt in spec["security_opt"]]
+    args += [f"--ulimit={u['Name']}={u['Soft']}:{u['Hard']}" for u in spec["ulimits"]]
+    args += ["--init"] if spec["init"] else []
+    args += [f"--env={key}={value}" for key, value in spec["environment"].items()]
+    args += [f"--label={key}={value}" for key, value in spec["labels"].items()]
+    return [*args, spec["image"], *spec["command"]]
+
+
+SANDBOX_PROGRAMS = {
+    "python": "import os; print(6 * 7, os.getuid(), os.getcwd())",
+    "node": "console.log(6 * 7, process.getuid(), process.cwd())",
+    "bash": "echo $((6 * 7)) $(id -u) $PWD",
+}
+
+
+@pytest.mark.parametrize("language", images.SANDBOX_LANGUAGES)
+def test_sandbox_image_runs_a_program(built: float, language: str, tmp_path: Path) -> None:
+    """`make build` built harvis/sandbox-<language> (both tags), non-root by default, and it runs
+    a program as DockerSandbox starts one: the session's uid, no network, the limits."""
+    engine = images.Engine.find()
+    for image in images.sandbox_images(language):
+        assert engine.exists(image), f"make build did not build {image}"
+    info = json.loads(engine.run("image", "inspect", images.image_name(f"sandbox-{language}"), capture=True).stdout)
+    assert info[0]["Config"]["User"] == "65534:65534", info[0]["Config"]["User"]
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    os.chown(workspace, SANDBOX_UID, SANDBOX_UID)
+    spec = container_spec(
+        image=images.sandbox_images(language)[-1],  # VIBE_DOCKER_IMAGE's default: :latest
+        program=program_for(LANGUAGES[language], SANDBOX_PROGRAMS[language], None),
+        target=SandboxTarget(workspace, SANDBOX_UID, "image-check"),
+        host_workspace=workspace,
+        limits=SANDBOX_LIMITS,
+        uid=SANDBOX_UID,
+    )
+    out = engine.run(*engine_run_args(spec), capture=True, timeout=120)
+    assert out.stdout.split() == ["42", str(SANDBOX_UID), "/workspace"], out.stdout + out.stderr
+
+
+# ------------------------------------------ the docker backend, on podman's Docker-compatible API
+
+DOCKER_SOCKET = fleet.STATE / "test-images-engine.sock"  # unix socket paths: under 108 bytes
+
+
+def wait_socket(path: Path, timeout: float) -> bool:
+    def answers() -> bool:
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(path))
+            except OSError:
+                return False
+            return True
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answers():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def vibe_on_docker_backend(running: ImageFleet) -> Iterator[dict[str, str]]:
+    """vibe-coding run natively with VIBE_SANDBOX_BACKEND=docker against the engine's API (podman:
+    its Docker-compatible one, `podman system service`), in the vibe-coding container's place on
+    its port (the core-api container routes to it); yields a user's headers. The container is
+    started again after."""
+    engine = running.engine
+    api: subprocess.Popen[bytes] | None = None
+    if engine.name == "podman":
+        DOCKER_SOCKET.unlink(missing_ok=True)
+        serve = [engine.name, "system", "service", "--time=0", f"unix://{DOCKER_SOCKET}"]
+        api = running._spawn("podman-api", serve, engine.env)
+        url = f"unix://{DOCKER_SOCKET}"
+    else:
+        url = "unix:///var/run/docker.sock"  # docker's own API, what the backend is written for
+    vibe = by_name("vibe-coding")
+    native: subprocess.Popen[bytes] | None = None
+    engine.run("stop", "-t", "5", PREFIX + vibe.name, capture=True)
+    try:
+        assert wait_socket(Path(url.removeprefix("unix://")), 30), f"nothing answers on {url}"
+        workspaces = fleet.STATE / "test-images-docker-workspaces"
+        shutil.rmtree(workspaces, ignore_errors=True)
+        env = {
+            **running.prep.env_for(vibe),
+            "REDIS_URL": REDIS_URL,
+            "VIBE_SANDBOX_BACKEND": "docker",
+            "VIBE_DOCKER_URL": url,
+            "VIBE_WORKSPACE_DIR": str(workspaces),
+        }
+        native = running._spawn("vibe-coding-docker-backend", fleet.service_command(vibe, running.prep.venvs), env)
+        ready = f"http://127.0.0.1:{vibe.port}/ready"
+        assert fleet.wait_http(ready, 60), (LOG_DIR / "images-vibe-coding-docker-backend.log").read_text()[-3000:]
+        checks = {c["name"]: c for c in httpx.get(ready).json()["checks"]}
+        assert checks["sandbox"]["ok"] and checks["sandbox"]["detail"].startswith("docker"), checks
+        with httpx.Client(base_url=BASE_URL, timeout=60) as c:
+            yield features.bearer(features.signup(c))
+    finally:
+        if native is not None:
+            stop_group(native)
+        if api is not None:
+            stop_group(api)
+        # Whatever sandbox container a failed check may have left.
+        left = engine.run("ps", "-aq", "--filter", "label=harvis.service=vibe-coding", check=False, capture=True)
+        if left.stdout.split():
+            engine.run("rm", "-f", *left.stdout.split(), check=False, capture=True)
+        engine.run("start", PREFIX + vibe.name, capture=True)
+        features.wait_until("the vibe-coding container again", lambda: running.healthy(vibe), 120, interval=1)
+
+
+def test_the_docker_backend_runs_code_in_the_sandbox_images(vibe_on_docker_backend: dict[str, str]) -> None:
+    with httpx.Client(base_url=BASE_URL, timeout=60) as c:
+        sid = sandbox_checks.new_session(c, vibe_on_docker_backend)
+        out = sandbox_checks.run(c, vibe_on_docker_backend, sid, code="print(6 * 7)")
+        assert (out["backend"], out["output"]) == ("docker", "42\n"), out
+
+
+@pytest.mark.parametrize("check", sandbox_checks.CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+def test_the_docker_backend_holds(vibe_on_docker_backend: dict[str, str], check: Any) -> None:
+    """The same hostile checks through the docker backend (the terminal is bubblewrap's only)."""
+    run_check(check, vibe_on_docker_backend, HOST_FILES, HOST_DIRS)

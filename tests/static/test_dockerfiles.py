@@ -1,5 +1,6 @@
 """The service Dockerfiles: hadolint-clean, built on the one shared base
-(microservices/base/Dockerfile), and in agreement with the fleet table."""
+(microservices/base/Dockerfile), and in agreement with the fleet table; the sandbox images'
+(microservices/sandbox/Dockerfile) in agreement with vibe-coding's languages."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from harvis_static import (
     MICRO,
     ROOT,
     SERVICES,
+    Instruction,
     Service,
     dockerfile,
     dockerfile_at,
@@ -21,6 +23,7 @@ from harvis_static import (
     health_urls,
     tool,
 )
+from images import SANDBOX_DOCKERFILE, SANDBOX_LANGUAGES
 
 PYTHON_IMAGE = "python:3.11-slim-bookworm"
 BASE_IMAGE = "harvis/python-base:dev"
@@ -47,7 +50,11 @@ def one(instructions, keyword: str) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("path", [BASE_DOCKERFILE, *(dockerfile_path(s) for s in SERVICES)], ids=["base", *ids])
+@pytest.mark.parametrize(
+    "path",
+    [BASE_DOCKERFILE, SANDBOX_DOCKERFILE, *(dockerfile_path(s) for s in SERVICES)],
+    ids=["base", "sandbox", *ids],
+)
 def test_hadolint(path) -> None:
     proc = subprocess.run(
         [tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), "--no-color", str(path)],
@@ -180,3 +187,50 @@ def test_debian_packages(svc: Service) -> None:
         assert "rm -rf /var/lib/apt/lists/*" in run
         installed |= {w for w in run.split() if not w.startswith("-")}
     assert wanted <= installed, f"missing {sorted(wanted - installed)}"
+
+
+def _vibe_languages() -> dict[str, str]:
+    """vibe-coding's LANGUAGES: name -> the docker image's suffix (read with ast: the service's
+    dependencies are not installed here)."""
+    import ast
+
+    tree = ast.parse((MICRO / "vibe-coding" / "vibe_coding" / "sandbox" / "base.py").read_text(encoding="utf-8"))
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Language":
+            name, _argv, image = (ast.literal_eval(a) for a in node.args)
+            found[name] = image
+    return found
+
+
+def test_sandbox_images_one_per_language_small_and_non_root() -> None:
+    """One target per language vibe-coding runs (the image DockerSandbox names), from the python
+    image the base starts from (shared layers), nothing of Harvis copied in, no setuid programs
+    left, every target's last USER a fixed non-root uid, /workspace its working directory."""
+    instructions = dockerfile_at(SANDBOX_DOCKERFILE)
+    assert [i.args for i in instructions if i.keyword == "ARG" and i.stage == -1] == [f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    froms = [i.args.split() for i in instructions if i.keyword == "FROM"]
+    targets = {f[-1]: stage for stage, f in enumerate(froms)}
+    assert set(targets) == set(SANDBOX_LANGUAGES) == set(_vibe_languages().values()), targets
+    assert froms[0] == ["${PYTHON_IMAGE}", "AS", "python"], froms
+    assert all(f[0] in ("${PYTHON_IMAGE}", *targets) for f in froms), froms
+    assert not [i for i in instructions if i.keyword in ("COPY", "ADD")], "nothing of Harvis in a sandbox image"
+    assert [i.args for i in instructions if i.keyword == "WORKDIR"] == ["/workspace"]
+
+    def chain(stage: int) -> list[Instruction]:  # a target's instructions, its parents' first
+        parent = froms[stage][0]
+        own = [i for i in instructions if i.stage == stage]
+        return (chain(targets[parent]) if parent in targets else []) + own
+
+    for language, stage in targets.items():
+        steps = chain(stage)
+        users = [i.args for i in steps if i.keyword == "USER"]
+        uid = users[-1].split(":")[0]
+        assert uid.isdigit() and int(uid) >= 1000, f"{language}: USER {users[-1]}"
+        runs = [i.args for i in steps if i.keyword == "RUN"]
+        assert "-perm /6000" in runs[-1] and "chmod ug-s" in runs[-1], f"{language}: setuid bits after the last install"
+        for run in runs:
+            if "apt-get install" in run:
+                assert "--no-install-recommends" in run and "rm -rf /var/lib/apt/lists/*" in run, run
+    node = " ".join(i.args for i in instructions if i.stage == targets["node"])
+    assert "nodejs" in node.split()

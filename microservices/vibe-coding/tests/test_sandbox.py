@@ -198,7 +198,14 @@ def test_docker_spec_becomes_the_engine_request(tmp_path: Path) -> None:
     assert host["NanoCpus"] == 1_000_000_000 and host["Init"] is True
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["Binds"] == ["/srv/ws/1/s:/workspace:rw"]
-    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"fsize": 100 << 20, "cpu": 60, "core": 0}
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {
+        "data": 1 << 30,
+        "fsize": 100 << 20,
+        "cpu": 60,
+        "core": 0,
+        "nofile": 1024,
+        "nproc": 64,
+    }
     assert "Privileged" not in host and "PortBindings" not in host
 
 
@@ -206,6 +213,36 @@ def test_docker_backend_maps_workspaces_to_the_engine_host(tmp_path: Path) -> No
     backend = DockerSandbox("unix:///nonexistent.sock", "img-{language}", tmp_path, "/host/ws")
     assert backend.host_path(tmp_path / "3" / "s") == Path("/host/ws/3/s")
     assert DockerSandbox("unix:///x", "i", tmp_path).host_path(tmp_path / "a") == tmp_path / "a"
+
+
+async def test_docker_readiness_needs_every_languages_image(tmp_path: Path) -> None:
+    """Ready only when the engine has the image of each language (the first run would fail)."""
+    import docker
+
+    class Images:
+        def __init__(self, have: set[str]) -> None:
+            self.have = have
+
+        def get(self, name: str) -> object:
+            if name not in self.have:
+                raise docker.errors.ImageNotFound(name)
+            return object()
+
+    class Client:
+        def __init__(self, have: set[str]) -> None:
+            self.images = Images(have)
+
+        def version(self) -> dict[str, str]:
+            return {"Version": "4.3.1"}
+
+    backend = DockerSandbox("unix:///x", "harvis/sandbox-{language}:latest", tmp_path)
+    wanted = {f"harvis/sandbox-{lang}:latest" for lang in ("python", "node", "bash")}
+    assert set(backend.images()) == wanted
+    backend._client = Client(wanted)
+    assert await backend.probe(tmp_path, 1) == "docker 4.3.1"
+    backend._client = Client(wanted - {"harvis/sandbox-node:latest"})
+    with pytest.raises(RuntimeError, match="no image harvis/sandbox-node:latest"):
+        await backend.probe(tmp_path, 1)
 
 
 def test_backend_auto_detection(tmp_path: Path) -> None:

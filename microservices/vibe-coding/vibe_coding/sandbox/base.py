@@ -44,6 +44,7 @@ ALIASES = {
 WORKDIR = "/workspace"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 MAX_CODE_BYTES = 100_000
+MAX_OPEN_FILES = 1024  # per sandboxed process (RLIMIT_NOFILE), in every backend
 
 
 def language(name: str) -> Language | None:

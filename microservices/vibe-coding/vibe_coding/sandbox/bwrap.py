@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..workspace import disk_usage
-from .base import SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
+from .base import MAX_OPEN_FILES, SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
 
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 QUOTA_POLL_S = 0.5
@@ -76,7 +76,8 @@ def bwrap_argv(
     for key, value in {**base_env, **(env or {})}.items():
         cmd += ["--setenv", key, value]
     cmd += ["--", "prlimit", f"--as={limits.memory_bytes}", f"--cpu={limits.cpu_s}"]
-    cmd += [f"--nproc={limits.max_procs}", f"--fsize={limits.file_bytes}", "--core=0", "--nofile=1024", "--"]
+    cmd += [f"--nproc={limits.max_procs}", f"--fsize={limits.file_bytes}", "--core=0"]
+    cmd += [f"--nofile={MAX_OPEN_FILES}", "--"]
     return cmd + list(argv)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
+from .base import LANGUAGES, MAX_OPEN_FILES, SANDBOX_PATH, WORKDIR, Limits, Program, RunResult, SandboxTarget
 
 CPUS = 1.0
 CODE_ENV = "HARVIS_FILE_{n}"
@@ -60,10 +60,19 @@ def container_spec(
         "volumes": {str(host_workspace): {"bind": WORKDIR, "mode": "rw"}},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
+        # The bubblewrap backend's rlimits. data (private writable memory) stands for its address
+        # space limit, which engines don't offer: a program asking for too much gets a
+        # MemoryError, not the memory cgroup's kill (the cgroup bounds the whole container).
+        # nofile and nproc are not left to the engine: podman then asks for 1048576 of each,
+        # which a host whose root lacks CAP_SYS_RESOURCE refuses. nproc counts the uid's
+        # processes, the session's (pids_limit counts the container's).
         "ulimits": [
+            {"Name": "data", "Soft": limits.memory_bytes, "Hard": limits.memory_bytes},
             {"Name": "fsize", "Soft": limits.file_bytes, "Hard": limits.file_bytes},
             {"Name": "cpu", "Soft": limits.cpu_s, "Hard": limits.cpu_s},
             {"Name": "core", "Soft": 0, "Hard": 0},
+            {"Name": "nofile", "Soft": MAX_OPEN_FILES, "Hard": MAX_OPEN_FILES},
+            {"Name": "nproc", "Soft": limits.max_procs, "Hard": limits.max_procs},
         ],
         "init": True,
         "stdin_open": False,
@@ -124,8 +133,26 @@ class DockerSandbox:
     def target_uid(self, uid: int | None) -> int | None:
         return uid
 
+    def images(self) -> list[str]:
+        return [self.image_template.format(language=lang.image) for lang in LANGUAGES.values()]
+
+    def check(self) -> str:
+        """The engine answers and has every language's image (else the first run would fail)."""
+        import docker
+
+        described = self.available()
+        missing = []
+        for image in self.images():
+            try:
+                self.client().images.get(image)
+            except docker.errors.ImageNotFound:
+                missing.append(image)
+        if missing:
+            raise RuntimeError(f"{described}: no image {', '.join(missing)} (make build-sandbox builds them)")
+        return described
+
     async def probe(self, scratch: Path, uid: int) -> str:
-        return await asyncio.to_thread(self.available)
+        return await asyncio.to_thread(self.check)
 
     def host_path(self, workspace: Path) -> Path:
         return self.host_workspace_dir / workspace.relative_to(self.workspace_dir)
