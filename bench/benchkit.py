@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,3 +27,15 @@ def run_in_tools_venv(script: str) -> None:
 
     python = tools_venv() / "bin" / "python"
     os.execv(str(python), [str(python), script, *sys.argv[1:]])  # noqa: S606 - our own venv
+
+
+def start_research_web(python: str, web_host: str, web_port: int, searxng_port: int) -> list[subprocess.Popen[bytes]]:
+    """The e2e suite's fixture web (a slow page among them: 30 s) on `web_host` and the fake
+    SearXNG that finds its pages, for benchmarks of research (`python`: a venv with aiohttp)."""
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    web = [python, str(ROOT / "tests/e2e/sites/research_web.py"), "--host", web_host, "--port", str(web_port)]
+    engine = [python, str(ROOT / "tests/fakes/fake_searxng.py"), "--port", str(searxng_port)]
+    return [
+        subprocess.Popen([*web, "--slow-s", "30"], **quiet),
+        subprocess.Popen([*engine, "--web", f"http://{web_host}:{web_port}"], **quiet),
+    ]

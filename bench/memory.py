@@ -267,25 +267,7 @@ class Fixtures:
         py = str(fleet.service_venv(by_name("research-service")) / "bin" / "python")
         web_port = self.web.rsplit(":", 1)[1]
         sx_port = self.searxng.rsplit(":", 1)[1]
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self.procs = [
-            subprocess.Popen(
-                [
-                    py,
-                    str(ROOT / "tests/e2e/sites/research_web.py"),
-                    "--host",
-                    WEB_HOST,
-                    "--port",
-                    web_port,
-                    "--slow-s",
-                    "30",
-                ],
-                **quiet,
-            ),
-            subprocess.Popen(
-                [py, str(ROOT / "tests/fakes/fake_searxng.py"), "--port", sx_port, "--web", self.web], **quiet
-            ),
-        ]
+        self.procs = benchkit.start_research_web(py, WEB_HOST, int(web_port), int(sx_port))
         for url in (f"{self.web}/_web/stats", f"{self.searxng}/healthz"):
             if not fleet.wait_http(url, 30):
                 raise RuntimeError(f"{url} did not come up")

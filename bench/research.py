@@ -74,25 +74,7 @@ def main() -> int:
     kit = InternalAuthKit()
     web_port, sx_port, port = free_port(WEB_HOST), free_port(), free_port()
     web_base, sx_base = f"http://{WEB_HOST}:{web_port}", f"http://127.0.0.1:{sx_port}"
-    procs = [
-        subprocess.Popen(
-            [
-                py,
-                str(ROOT / "tests/e2e/sites/research_web.py"),
-                "--host",
-                WEB_HOST,
-                "--port",
-                str(web_port),
-                "--slow-s",
-                "30",
-            ],
-            stdout=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [py, str(ROOT / "tests/fakes/fake_searxng.py"), "--port", str(sx_port), "--web", web_base],
-            stdout=subprocess.DEVNULL,
-        ),
-    ]
+    procs = benchkit.start_research_web(py, WEB_HOST, web_port, sx_port)
     env = {
         **os.environ,
         "PYTHONPATH": service_env_pythonpath(svc),

@@ -19,7 +19,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -134,23 +134,11 @@ def test_requests_without_a_session_spread_over_both_replicas(client: httpx.Clie
     assert [a - b for a, b in zip(after, before, strict=True)] == [5, 5]
 
 
-def _browser_sessions(client: httpx.Client, headers: dict[str, str], url: str) -> dict[int, str]:
-    """One browser session on each replica (creations alternate between them)."""
+def _one_per_replica(create: Callable[[], httpx.Response]) -> dict[int, str]:
+    """{ordinal: session id}: sessions made until each replica owns one (creations alternate)."""
     owned: dict[int, str] = {}
     for _ in range(4):
-        r = client.post("/api/browser/navigate", json={"url": url}, headers=headers, timeout=90)
-        assert r.status_code == 200, r.text
-        sid = r.json()["session_id"]
-        owned.setdefault(owner_ordinal(sid), sid)  # type: ignore[arg-type]
-        if len(owned) == 2:
-            return owned
-    raise AssertionError(f"sessions all on one replica: {owned}")
-
-
-def _vibe_sessions(client: httpx.Client, headers: dict[str, str]) -> dict[int, str]:
-    owned: dict[int, str] = {}
-    for i in range(4):
-        r = client.post("/api/vibe/session/create", json={"name": f"r{i}", "language": "python"}, headers=headers)
+        r = create()
         assert r.status_code == 200, r.text
         sid = r.json()["session_id"]
         owned.setdefault(owner_ordinal(sid), sid)  # type: ignore[arg-type]
@@ -195,8 +183,12 @@ def test_sessions_stay_on_their_replica_and_answer_410_when_it_is_gone(
     client: httpx.Client, replicas: Replicas, page: str
 ) -> None:
     user = new_user(client)
-    browser = _browser_sessions(client, user.bearer, page)
-    vibe = _vibe_sessions(client, user.bearer)
+    browser = _one_per_replica(
+        lambda: client.post("/api/browser/navigate", json={"url": page}, headers=user.bearer, timeout=90)
+    )
+    vibe = _one_per_replica(
+        lambda: client.post("/api/vibe/session/create", json={"name": "r", "language": "python"}, headers=user.bearer)
+    )
     for ordinal in (0, 1):
         _use_browser_session(client, user.bearer, browser[ordinal], page)
         _use_vibe_session(client, user.token, user.bearer, vibe[ordinal])
