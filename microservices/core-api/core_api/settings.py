@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
 
 from harvis_common.config import LLMSettings, ServiceSettings
 
@@ -24,12 +25,27 @@ def replica_urls(value: str) -> list[str]:
     return urls
 
 
-class Settings(ServiceSettings, LLMSettings):
-    service_name: str = "core-api"
-
+class DatabaseSettings(BaseSettings):
     database_url: str = Field(default="", description="postgresql://… (asyncpg DSN)")
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
+
+
+class ArtifactSettings(BaseSettings):
+    """Artifacts' storage and rendering: read by core-api and by the artifact-renderer."""
+
+    # Each user's artifacts (files and specs) together; past it new ones are refused (413).
+    artifact_storage_quota_mb: int = Field(default=200, ge=1, le=100_000)
+    # Artifacts are deleted this many days after they were made (0: kept until deleted).
+    artifact_ttl_days: int = Field(default=30, ge=0, le=3650)
+    # Renders at once per process (threads); a render longer than the timeout is failed. 0 in
+    # core-api: it only queues, and the artifact-renderer process (artifacts/renderer.py) renders.
+    artifact_render_workers: int = Field(default=2, ge=0, le=16)
+    artifact_render_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+
+class Settings(ServiceSettings, LLMSettings, DatabaseSettings, ArtifactSettings):
+    service_name: str = "core-api"
 
     # User tokens (HS256, pinned). No default: a missing secret must stop the service.
     jwt_secret: str = ""
@@ -114,13 +130,6 @@ class Settings(ServiceSettings, LLMSettings):
     # Artifacts (core_api/artifacts/). Ask the model for an `artifact` block when a file is wanted
     # (the instructions follow CHAT_SYSTEM_PROMPT) and make the artifact from it.
     chat_artifacts: bool = True
-    # Each user's artifacts (files and specs) together; past it new ones are refused (413).
-    artifact_storage_quota_mb: int = Field(default=200, ge=1, le=100_000)
-    # Artifacts are deleted this many days after they were made (0: kept until deleted).
-    artifact_ttl_days: int = Field(default=30, ge=0, le=3650)
-    # Renders at once per replica (threads); a render longer than the timeout is failed.
-    artifact_render_workers: int = Field(default=2, ge=1, le=16)
-    artifact_render_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
     # The audit trail (core_api/audit.py, GET /api/admin/audit): events older than this are deleted.
     audit_retention_days: int = Field(default=90, ge=1, le=3650)

@@ -10,8 +10,11 @@ Restarts: a job whose replica died keeps its claim until the lease (the render t
 a margin) runs out; then any replica claims it again and renders it from its stored spec. After
 MAX_ATTEMPTS claims without an ending it is failed, so no row stays `generating`.
 
-A new job wakes this replica's loops at once (`wake()`); the others find it within
-`poll_s`. The same worker deletes artifacts past their `expires_at` (ARTIFACT_TTL_DAYS).
+A new job wakes this process's loops at once (`wake()`); with `listen`, the job's NOTIFY
+wakes them wherever it was made (the artifact-renderer process, renderer.py, renders what
+core-api's replicas queue); without, they find it within `poll_s`. ARTIFACT_RENDER_WORKERS=0
+starts nothing: core-api then only queues (its image carries no rendering libraries). The
+same worker deletes artifacts past their `expires_at` (ARTIFACT_TTL_DAYS).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..store.artifacts import ArtifactStore, Job
+from ..store.artifacts import JOBS_CHANNEL, ArtifactStore, Job
+from .metrics import RENDER_SECONDS, RENDERS
 from .render import render
 
 log = logging.getLogger("harvis.artifacts")
@@ -44,11 +48,16 @@ class ArtifactWorker:
         self.poll_s = poll_s
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artifact-render")
         self._wake = asyncio.Event()
+        self.listening = asyncio.Event()  # set while new jobs' NOTIFY reaches this worker
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    def start(self, *, listen: bool = False) -> None:
+        if not self.workers:
+            return
         self._tasks = [asyncio.ensure_future(self._loop()) for _ in range(self.workers)]
         self._tasks.append(asyncio.ensure_future(self._expiry_loop()))
+        if listen:
+            self._tasks.append(asyncio.ensure_future(self._listen_loop()))
 
     def wake(self) -> None:
         self._wake.set()
@@ -78,6 +87,31 @@ class ArtifactWorker:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
                 self._wake.clear()
 
+    async def _listen_loop(self) -> None:
+        """Wake on every new job's NOTIFY, on one pooled connection held for it; after a lost
+        connection, listen again (the loops' polling covers the gap)."""
+        while True:
+            try:
+                async with self.store.pool.acquire() as conn:
+                    await conn.add_listener(JOBS_CHANNEL, self._notified)
+                    try:
+                        self.listening.set()
+                        self.wake()  # whatever was queued while nobody listened
+                        while not conn.is_closed():
+                            await asyncio.sleep(self.poll_s)
+                    finally:
+                        self.listening.clear()
+                        with contextlib.suppress(Exception):
+                            await conn.remove_listener(JOBS_CHANNEL, self._notified)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("listening for artifact jobs failed; polling until it works again", exc_info=True)
+            await asyncio.sleep(self.poll_s)
+
+    def _notified(self, *_: object) -> None:
+        self.wake()
+
     async def _expiry_loop(self) -> None:
         while True:
             try:
@@ -106,16 +140,21 @@ class ArtifactWorker:
             )
         except TimeoutError:
             await self.store.fail(job, f"Rendering took longer than {self.render_timeout_s:g} s")
+            RENDERS.labels(job.type, "timeout").inc()
             log.warning("artifact render timed out", extra={"artifact_id": str(job.id), "type": job.type})
             return
         except (ValidationError, PydanticCustomError) as exc:
             await self.store.fail(job, f"Invalid spec: {_first_error(exc)}")
+            RENDERS.labels(job.type, "failed").inc()
             return
         except Exception as exc:
             log.exception("artifact render failed", extra={"artifact_id": str(job.id), "type": job.type})
             await self.store.fail(job, f"Rendering failed: {type(exc).__name__}: {str(exc)[:300]}")
+            RENDERS.labels(job.type, "failed").inc()
             return
         status = await self.store.finish(job, rendered.data, rendered.mime_type)
+        RENDERS.labels(job.type, status).inc()
+        RENDER_SECONDS.labels(job.type).observe(time.perf_counter() - start)
         log.info(
             "artifact rendered",
             extra={

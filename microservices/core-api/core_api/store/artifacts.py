@@ -30,6 +30,9 @@ COLUMNS = (
 )
 # Give up on a job after this many claims (each a render that never finished: a crash, a restart).
 MAX_ATTEMPTS = 3
+# NOTIFY'd when a job is made: renderers in other processes (the artifact-renderer container,
+# other replicas) LISTEN and start at once instead of at their next poll.
+JOBS_CHANNEL = "harvis_artifact_jobs"
 
 
 class QuotaExceeded(Exception):
@@ -147,6 +150,7 @@ class ArtifactStore:
                 len(encoded),
                 self.ttl_days,
             )
+            await conn.execute("SELECT pg_notify($1, '')", JOBS_CHANNEL)  # delivered at commit
         return artifact_dict(row)
 
     async def link_message(self, user_id: int, artifact_id: str, message_id: int) -> None:
