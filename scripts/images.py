@@ -50,6 +50,10 @@ CONTAINER_PACKAGES = ("podman", "runc", "catatonit", "containernetworking-plugin
 # vibe-coding's languages (vibe_coding/sandbox/base.py), each a target of the sandbox Dockerfile.
 SANDBOX_LANGUAGES = ("python", "node", "bash")
 SANDBOX_DOCKERFILE = MICRO / "sandbox" / "Dockerfile"
+# core-api's rendering worker in an image of its own (built with core-api's): the core-api
+# image carries none of the rendering libraries.
+RENDERER = "artifact-renderer"
+RENDERER_DOCKERFILE = MICRO / "core-api" / "Dockerfile.renderer"
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
@@ -200,6 +204,9 @@ def build(names: list[str], variant: str) -> None:
                 name = "voice-service-gpu"  # docker-compose.gpu.yaml's image; the CPU one stays
         say(f"building {image_name(name)}")
         engine.build(MICRO / svc.directory / "Dockerfile", image_name(name), args)
+        if svc.name == "core-api":
+            say(f"building {image_name(RENDERER)}")
+            engine.build(RENDERER_DOCKERFILE, image_name(RENDERER), base)
     if sandboxes:
         build_sandboxes(engine, python)
 
@@ -207,7 +214,8 @@ def build(names: list[str], variant: str) -> None:
 def sizes() -> dict[str, int]:
     engine = Engine.find()
     out = {}
-    for name in [svc.name for svc in SERVICES] + [f"sandbox-{lang}" for lang in SANDBOX_LANGUAGES]:
+    names = [svc.name for svc in SERVICES] + [RENDERER] + [f"sandbox-{lang}" for lang in SANDBOX_LANGUAGES]
+    for name in names:
         proc = engine.run("image", "inspect", image_name(name), check=False, capture=True)
         if proc.returncode == 0:
             out[name] = int(json.loads(proc.stdout)[0]["Size"])

@@ -31,6 +31,7 @@ from harvis_static import (
 )
 
 NETWORK = "ollama-n8n-network"
+RENDERER = "artifact-renderer"  # core-api's rendering worker, in an image of its own
 ids = [s.name for s in SERVICES]
 
 
@@ -62,7 +63,7 @@ def test_no_version_key() -> None:
 
 def test_app_services_are_the_fleet() -> None:
     built = {name for name, s in services().items() if "build" in s or str(s.get("image", "")).startswith("harvis/")}
-    assert built == {s.name for s in SERVICES}
+    assert built == {s.name for s in SERVICES} | {RENDERER}
     unknown = set(services()) - built - INFRA_SERVICES
     assert not unknown, f"services neither in the fleet table nor known infrastructure: {unknown}"
 
@@ -93,6 +94,25 @@ def test_healthcheck_hits_the_service_port(svc: Service) -> None:
 def test_service_name_is_the_internal_auth_audience(svc: Service) -> None:
     env = service_env(app(svc))
     assert env.get("SERVICE_NAME") == svc.name, "tokens are minted for the fleet name: SERVICE_NAME must match"
+
+
+def test_the_artifact_renderer_renders_what_core_api_queues() -> None:
+    """core-api's image has no rendering libraries, so core-api renders nothing in containers
+    (a value in .env can't change that); the renderer gets the artifacts' settings, the
+    database and no secret of core-api's, like every app service, checked on its own port."""
+    assert service_env(services()["core-api"])["ARTIFACT_RENDER_WORKERS"] == "0"
+    s = services()[RENDERER]
+    assert s["build"]["dockerfile"] == "core-api/Dockerfile.renderer"
+    assert s["image"] == f"harvis/{RENDERER}:${{HARVIS_VERSION:-dev}}"
+    env = service_env(s)
+    artifacts = {k for k in settings_fields("core-api") if k.startswith("ARTIFACT_")}
+    assert artifacts | {"DATABASE_URL", "DB_POOL_MAX", "LOG_LEVEL"} <= set(env)
+    assert env["ARTIFACT_RENDER_WORKERS"] is None, "from .env, else the renderer's default"
+    assert env["SERVICE_NAME"] == RENDERER
+    assert not [k for k in env if is_secret(k)], "it needs no key: it only reads and writes the database"
+    assert depends_on(s) == {"postgres": {"condition": "service_healthy"}}
+    assert health_urls(healthcheck_text(s)) == [(8007, HEALTH_PATH)]
+    assert s["cap_drop"] == ["ALL"] and s["read_only"] is True and "ports" not in s
 
 
 def test_core_api_routes_to_each_service_by_compose_dns() -> None:

@@ -4,6 +4,7 @@ extractable PDF text); hostile specs break a named limit."""
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 import zipfile
@@ -145,6 +146,8 @@ def test_hostile_specs_break_a_named_limit() -> None:
     assert "entry_file" in _refused("code", {"files": {"a.js": "x"}, "entry_file": "b.js"})
     assert "4096 pixels" in _refused("presentation", {"slides": [{"image": png(5000, 10)}]})
     assert "PNG or JPEG" in _refused("presentation", {"slides": [{"image": "PHN2Zz48L3N2Zz4="}]})
+    not_png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"junk" * 8).decode()  # the magic, then no header
+    assert "cannot be read" in _refused("presentation", {"slides": [{"image": not_png}]})
     assert "at most 100" in _refused("presentation", {"slides": [{"title": "s"}] * 101})
     assert "block" in _refused("document", {"blocks": [{"type": "script", "text": "x"}]})
     _refused("video", {"blocks": []})  # not a type

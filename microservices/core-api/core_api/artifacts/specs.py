@@ -26,6 +26,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
+import imagesize
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -248,13 +249,11 @@ def _image(value: str) -> bytes:
         raise PydanticCustomError("image", "An image is a base64 PNG or JPEG") from None
     if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")):
         raise PydanticCustomError("image", "An image is a base64 PNG or JPEG")
-    from PIL import Image  # python-pptx's own dependency
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except Exception:
-        raise PydanticCustomError("image", "The image cannot be read") from None
+    # The header only (imagesize): core-api validates specs without the rendering libraries;
+    # the renderer's Pillow decodes the image when it places it.
+    width, height = imagesize.get(io.BytesIO(data))
+    if width <= 0 or height <= 0:
+        raise PydanticCustomError("image", "The image cannot be read")
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
         raise PydanticCustomError("image_size", "Images are at most {n} pixels a side", {"n": MAX_IMAGE_SIDE})
     return data
