@@ -166,7 +166,9 @@ class N8nClient:
                 try:
                     return json.loads(text)
                 except ValueError:
-                    return text
+                    # The public API answers JSON only; text is n8n starting (a 200 "n8n is
+                    # starting up. Please wait" before its routes are ready).
+                    raise N8nError(503, f"{what}: n8n is starting, try again in a moment", resp.status) from None
         except N8nError:
             raise
         except TimeoutError as exc:

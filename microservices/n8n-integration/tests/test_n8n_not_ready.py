@@ -1,10 +1,12 @@
 """While n8n is not ready, users get a 503 that says so — never a 404 that looks like their
 workflow is gone, nor a 502.
 
-Two moments seen under `make dev`: n8n still being installed (the native runner's stand-in server
-answers 503 + its progress, scripts/preparing.py), and n8n starting up, when its HTTP server
-answers before its public API is registered (Express's HTML `Cannot POST /api/v1/workflows`
-404). A real 404 of n8n's public API is JSON (`{"message": "Not Found"}`) and stays a 404.
+Three moments seen under `make dev`: n8n still being installed (the native runner's stand-in
+server answers 503 + its progress, scripts/preparing.py), and n8n starting up, when its HTTP
+server answers before its public API is registered: Express's HTML `Cannot POST
+/api/v1/workflows` 404, and, a moment later, a 200 whose body is the text `n8n is starting up.
+Please wait` (a create then answered 500 when that text was read as the new workflow). A real
+404 of n8n's public API is JSON (`{"message": "Not Found"}`) and stays a 404.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ async def starting(_: web.Request) -> web.Response:
     return web.Response(text=STARTING_PAGE, status=404, content_type="text/html")
 
 
+async def starting_up(_: web.Request) -> web.Response:
+    return web.Response(text="n8n is starting up. Please wait", status=200, content_type="text/html")
+
+
 async def missing(_: web.Request) -> web.Response:
     return web.json_response({"message": "Not Found"}, status=404)
 
@@ -48,9 +54,10 @@ async def serve(handler: Any) -> Any:
     [
         (installing, 503, PROGRESS),
         (starting, 503, "n8n is starting"),
+        (starting_up, 503, "n8n is starting"),
         (missing, 404, "Not Found"),
     ],
-    ids=["installing", "starting", "really-missing"],
+    ids=["installing", "starting", "starting-up-200", "really-missing"],
 )
 async def test_not_ready_is_503_with_the_reason(handler: Any, status: int, needle: str) -> None:
     runner, url = await serve(handler)
