@@ -9,6 +9,8 @@ import json
 import subprocess
 import time
 import uuid
+import zipfile
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,26 @@ def run_workflow(client: httpx.Client, headers: Headers, word: str) -> Any:
 def check_n8n_workflow(client: httpx.Client, headers: Headers, ready_timeout: float) -> None:
     ran = wait_until("n8n", lambda: run_workflow(client, headers, "ahoy"), ready_timeout, interval=5)
     assert ran["status"] == "success" and ran["data"] == [{"echo": "ahoy"}], ran
+
+
+def check_artifact(client: httpx.Client, headers: Headers) -> None:
+    """A spreadsheet made through the API is rendered (by whichever process renders: core-api
+    natively, the artifact-renderer container in the images) and downloads as an XLSX whose
+    formula is a real one."""
+    spec = {"sheets": [{"name": "Sales", "rows": [["a", 1, 2.5], ["b", 3, "=B1+B2"]]}]}
+    r = client.post("/api/artifacts", json={"type": "spreadsheet", "title": "Sales", "spec": spec}, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    aid = r.json()["id"]
+
+    def done() -> dict[str, Any] | None:
+        got = client.get(f"/api/artifacts/{aid}", headers=headers)
+        assert got.status_code == 200, got.text
+        return got.json() if got.json()["status"] != "generating" else None
+
+    artifact = wait_until("the artifact rendered", done, 60, interval=0.5)
+    assert artifact["status"] == "ready", artifact
+    file = client.get(f"/api/artifacts/{aid}/download", headers=headers)
+    assert file.status_code == 200 and "Sales.xlsx" in file.headers["content-disposition"], file.headers
+    with zipfile.ZipFile(BytesIO(file.content)) as xlsx:
+        sheet = xlsx.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>B1+B2</f>" in sheet, sheet[:500]

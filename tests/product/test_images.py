@@ -9,8 +9,10 @@ machine's: PostgreSQL and Redis on 127.0.0.1, and the native runner's nginx, dem
 server and n8n (host network: the compose service names become 127.0.0.1).
 
 One real answer per service goes through nginx → the core-api container → the service's
-container (features.py, the same checks `make dev` passes). The vibe-coding container's sandbox
-(bubblewrap inside it) passes the same hostile checks as the native one (sandbox_checks.py).
+container (features.py, the same checks `make dev` passes); an artifact core-api queues is
+rendered by the artifact-renderer container (core-api's image has no rendering libraries).
+The vibe-coding container's sandbox (bubblewrap inside it) passes the same hostile checks as
+the native one (sandbox_checks.py).
 
 The sandbox images (harvis/sandbox-<language>, built by `make build`) run a program with exactly
 the container DockerSandbox asks the engine for, and vibe-coding run natively with its docker
@@ -53,6 +55,8 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 PREFIX = "harvis-test-"
 # Not the suites' shared test-logs/ (the e2e fleet empties it when it starts).
 LOG_DIR = fleet.STATE / "test-images-logs"
+# The seven services' containers and core-api's rendering worker's.
+CONTAINERS = [*(s.name for s in SERVICES), images.RENDERER]
 
 
 def make(*targets: str) -> float:
@@ -81,7 +85,8 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class ImageFleet:
-    """The seven service containers, on the host network, behind the native nginx."""
+    """The seven service containers and the artifact-renderer, on the host network, behind the
+    native nginx."""
 
     def __init__(self, engine: images.Engine) -> None:
         self.engine = engine
@@ -114,9 +119,10 @@ class ImageFleet:
             env.update({k: v for k, v in self.prep.n8n_env.items() if k != "N8N_API_KEY_FILE"})
         return env
 
-    def run_args(self, svc: Service) -> list[str]:
-        spec = compose_services()[svc.name]
-        args = ["run", "-d", "--name", PREFIX + svc.name, "--network", "host"]
+    def run_args(self, name: str, native: dict[str, str]) -> list[str]:
+        """`<engine> run` of compose's service `name`, its settings from `native`."""
+        spec = compose_services()[name]
+        args = ["run", "-d", "--name", PREFIX + name, "--network", "host"]
         if spec.get("init"):
             args.append("--init")
         args += [f"--cap-drop={c}" for c in spec.get("cap_drop", [])]
@@ -128,16 +134,15 @@ class ImageFleet:
         if spec.get("shm_size"):
             args.append(f"--shm-size={spec['shm_size']}")
         for volume in spec.get("volumes", []):
-            name, _, target = volume.partition(":")
-            args += ["-v", f"{PREFIX}{self.run_id}-{name}:{target}"]
-            self.volumes.add(f"{PREFIX}{self.run_id}-{name}")
-        native = self.native_env(svc)
+            volume_name, _, target = volume.partition(":")
+            args += ["-v", f"{PREFIX}{self.run_id}-{volume_name}:{target}"]
+            self.volumes.add(f"{PREFIX}{self.run_id}-{volume_name}")
         for key, value in (spec.get("environment") or {}).items():
             if key in native:
                 args += ["-e", f"{key}={native[key]}"]
             elif value is not None and "${" not in str(value) and "//" not in str(value):
                 args += ["-e", f"{key}={value}"]  # in-image paths and fixed values, as compose sets them
-        return [*args, images.image_name(svc.name)]
+        return [*args, images.image_name(name)]
 
     def start(self) -> None:
         log_env = dict(os.environ)
@@ -147,7 +152,9 @@ class ImageFleet:
             self.procs.append(self._spawn("n8n", self.prep.n8n_command, {**log_env, **self.prep.n8n_proc_env}))
         self.remove_containers()
         for svc in SERVICES:
-            self.engine.run(*self.run_args(svc), capture=True)
+            self.engine.run(*self.run_args(svc.name, self.native_env(svc)), capture=True)
+        # core-api (ARTIFACT_RENDER_WORKERS=0 in its image) queues artifacts; this renders them.
+        self.engine.run(*self.run_args(images.RENDERER, {"DATABASE_URL": self.dsn}), capture=True)
         self.procs.append(self._spawn("nginx", fleet.nginx_command(self.prep.nginx, self.prep.nginx_conf), log_env))
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -156,25 +163,25 @@ class ImageFleet:
             cmd, env=env, cwd=str(ROOT), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def inspect(self, svc: Service) -> dict[str, Any]:
-        out = self.engine.run("inspect", PREFIX + svc.name, capture=True).stdout
+    def inspect(self, name: str) -> dict[str, Any]:
+        out = self.engine.run("inspect", PREFIX + name, capture=True).stdout
         return json.loads(out)[0]
 
-    def logs(self, svc: Service) -> str:
-        proc = self.engine.run("logs", PREFIX + svc.name, check=False, capture=True)
+    def logs(self, name: str) -> str:
+        proc = self.engine.run("logs", PREFIX + name, check=False, capture=True)
         return (proc.stdout + proc.stderr)[-4000:]
 
-    def healthy(self, svc: Service) -> bool:
+    def healthy(self, name: str) -> bool:
         """The image's own HEALTHCHECK, run by the engine."""
-        return self.engine.run("healthcheck", "run", PREFIX + svc.name, check=False, capture=True).returncode == 0
+        return self.engine.run("healthcheck", "run", PREFIX + name, check=False, capture=True).returncode == 0
 
     def remove_containers(self) -> None:
-        names = [PREFIX + s.name for s in SERVICES]
+        names = [PREFIX + name for name in CONTAINERS]
         self.engine.run("rm", "-f", "-t", "5", *names, check=False, capture=True)
 
     def close(self) -> None:
-        for svc in SERVICES:
-            (LOG_DIR / f"images-{svc.name}.log").write_text(self.logs(svc))
+        for name in CONTAINERS:
+            (LOG_DIR / f"images-{name}.log").write_text(self.logs(name))
         self.remove_containers()
         if self.volumes:
             self.engine.run("volume", "rm", "-f", *sorted(self.volumes), check=False, capture=True)
@@ -197,8 +204,8 @@ def running(built: float, free_ports: None) -> Iterator[ImageFleet]:
     fleet_ = ImageFleet(engine)
     try:
         fleet_.start()
-        for svc in SERVICES:
-            features.wait_until(f"{svc.name}'s health check", lambda s=svc: fleet_.healthy(s), 120, interval=1)
+        for name in CONTAINERS:
+            features.wait_until(f"{name}'s health check", lambda n=name: fleet_.healthy(n), 120, interval=1)
         features.wait_until("nginx", lambda: fleet.wait_http(f"{BASE_URL}/health", 1), 30, interval=0.5)
         yield fleet_
     finally:
@@ -229,14 +236,15 @@ def test_make_build_voice_builds_the_cpu_voice_image(built: float) -> None:
         engine.run("rmi", "harvis/voice-service:before-rebuild", check=False, capture=True)
 
 
-@pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.name)
-def test_runs_as_compose_says(running: ImageFleet, svc: Service) -> None:
-    info = running.inspect(svc)
+@pytest.mark.parametrize("name", CONTAINERS)
+def test_runs_as_compose_says(running: ImageFleet, name: str) -> None:
+    info = running.inspect(name)
     config, host = info["Config"], info["HostConfig"]
     assert config["User"] == "10001:10001", config["User"]
     assert host["CapDrop"] and not host.get("CapAdd"), (host["CapDrop"], host.get("CapAdd"))
     assert any("no-new-privileges" in o for o in host.get("SecurityOpt") or []), host.get("SecurityOpt")
-    top = running.engine.run("top", PREFIX + svc.name, "user", "args", capture=True).stdout
+    assert host.get("ReadonlyRootfs", False) == bool(compose_services()[name].get("read_only")), host
+    top = running.engine.run("top", PREFIX + name, "user", "args", capture=True).stdout
     assert "uvicorn" in top and "root" not in top.split("uvicorn")[0].splitlines()[-1], top
 
 
@@ -268,6 +276,18 @@ def test_mcp_container_answers(running: ImageFleet, headers: dict[str, str]) -> 
 def test_code_runs_in_the_vibe_coding_containers_sandbox(running: ImageFleet, headers: dict[str, str]) -> None:
     with httpx.Client(base_url=BASE_URL, timeout=60) as c:
         features.check_sandboxed_run(c, headers)
+
+
+def test_the_renderer_container_renders_what_the_core_api_container_queues(
+    running: ImageFleet, headers: dict[str, str]
+) -> None:
+    probe = "import importlib.util as u; print(u.find_spec('openpyxl') is None)"
+    core_api = images.image_name("core-api")
+    out = running.engine.run("run", "--rm", "--entrypoint", "python", core_api, "-c", probe, capture=True).stdout
+    assert out.strip().splitlines()[-1] == "True", "the core-api image carries no rendering library"
+    with httpx.Client(base_url=BASE_URL, timeout=60) as c:
+        features.check_artifact(c, headers)
+    assert "artifact rendered" in running.logs(images.RENDERER)
 
 
 def test_n8n_integration_container_runs_a_workflow(running: ImageFleet, headers: dict[str, str]) -> None:

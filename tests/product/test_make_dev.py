@@ -175,6 +175,10 @@ def test_code_runs_in_the_sandbox(dev: MakeDevRun, client: httpx.Client) -> None
     features.check_sandboxed_run(client, bearer())
 
 
+def test_an_artifact_is_rendered(dev: MakeDevRun, client: httpx.Client) -> None:
+    features.check_artifact(client, bearer())
+
+
 def test_n8n_workflow_runs(dev: MakeDevRun, client: httpx.Client) -> None:
     features.check_n8n_workflow(client, bearer(), N8N_READY_TIMEOUT_S)
 

@@ -45,6 +45,29 @@ async def test_a_new_jobs_notify_wakes_a_renderer_elsewhere(pool: asyncpg.Pool) 
     assert ("Heading 1", "Quarterly report") in docx_paragraphs(row["file"])[0]
 
 
+async def test_listening_resumes_after_the_connection_is_lost(pool: asyncpg.Pool) -> None:
+    renderer = ArtifactWorker(ArtifactStore(pool, QUOTA, 30), workers=1, render_timeout_s=30, poll_s=3600)
+    renderer.start(listen=True)
+    try:
+        await asyncio.wait_for(renderer.listening.wait(), 10)
+        # As a PostgreSQL restart does to it: the listening session ends.
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query = 'LISTEN \"harvis_artifact_jobs\"' AND datname = current_database()"
+        )
+        assert killed >= 1
+        for _ in range(100):
+            if not renderer.listening.is_set():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(renderer.listening.wait(), 10)
+        await asyncio.sleep(0.2)
+        job = await ArtifactStore(pool, QUOTA, 30).create(await new_user(pool), "pdf", "after", SPECS["pdf"])
+        assert (await wait_ready(pool, job["id"]))["status"] == "ready"
+    finally:
+        await renderer.stop()
+
+
 async def test_the_renderer_app_is_ready_renders_and_counts(pool: asyncpg.Pool, database_url: str) -> None:
     app = create_renderer_app(RendererSettings(database_url=database_url, artifact_render_workers=1))
     async with app.router.lifespan_context(app):
@@ -61,4 +84,3 @@ async def test_the_renderer_app_is_ready_renders_and_counts(pool: asyncpg.Pool, 
             metrics = (await client.get("/metrics")).text
     assert 'harvis_artifact_renders_total{outcome="ready",type="presentation"}' in metrics
     assert 'harvis_artifact_render_seconds_count{type="presentation"}' in metrics
-

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-RENDERS = Counter("harvis_artifact_renders", "Artifact renders by type and outcome (ready, failed, timeout).", ("type", "outcome"))
+RENDERS = Counter(
+    "harvis_artifact_renders",
+    "Artifact renders by type and outcome (ready, failed, timeout; gone: deleted while rendering).",
+    ("type", "outcome"),
+)
 RENDER_SECONDS = Histogram(
     "harvis_artifact_render_seconds",
     "Time to render one artifact's file, by type.",

@@ -78,7 +78,8 @@ def create_renderer_app(settings: RendererSettings) -> FastAPI:
 
     app = FastAPI(title="Harvis artifact-renderer", version=VERSION, lifespan=lifespan, openapi_url=None)
     install_error_handlers(app)
-    app.include_router(health_router(settings.service_name, VERSION, {"database": db_ready, "job_notifications": listening}))
+    checks = {"database": db_ready, "job_notifications": listening}
+    app.include_router(health_router(settings.service_name, VERSION, checks))
     app.include_router(metrics_router())
     return app
 

@@ -37,6 +37,7 @@ log = logging.getLogger("harvis.artifacts")
 
 LEASE_MARGIN_S = 30.0
 EXPIRY_EVERY_S = 300.0
+RELISTEN_S = 1.0  # after the listening connection was lost (a PostgreSQL restart)
 
 
 class ArtifactWorker:
@@ -93,21 +94,31 @@ class ArtifactWorker:
         while True:
             try:
                 async with self.store.pool.acquire() as conn:
-                    await conn.add_listener(JOBS_CHANNEL, self._notified)
-                    try:
-                        self.listening.set()
-                        self.wake()  # whatever was queued while nobody listened
-                        while not conn.is_closed():
-                            await asyncio.sleep(self.poll_s)
-                    finally:
-                        self.listening.clear()
-                        with contextlib.suppress(Exception):
-                            await conn.remove_listener(JOBS_CHANNEL, self._notified)
+                    await self._listen_on(conn)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("listening for artifact jobs failed; polling until it works again", exc_info=True)
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(RELISTEN_S)
+
+    async def _listen_on(self, conn: Any) -> None:
+        """Until `conn` is lost (or this task is cancelled)."""
+        lost = asyncio.Event()
+
+        def on_lost(_: object) -> None:
+            lost.set()
+
+        conn.add_termination_listener(on_lost)
+        await conn.add_listener(JOBS_CHANNEL, self._notified)
+        try:
+            self.listening.set()
+            self.wake()  # whatever was queued while nobody listened
+            await lost.wait()
+        finally:
+            self.listening.clear()
+            conn.remove_termination_listener(on_lost)
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(JOBS_CHANNEL, self._notified)
 
     def _notified(self, *_: object) -> None:
         self.wake()
