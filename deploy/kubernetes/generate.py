@@ -20,7 +20,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -29,6 +29,21 @@ ROOT = HERE.parents[1]
 BASE = HERE / "base"
 sys.path.insert(0, str(ROOT / "scripts"))
 from fleet_services import HEALTH_PATH, NGINX_PORT, READY_PATH, SERVICES  # noqa: E402
+
+
+class Worker(NamedTuple):
+    """An app process compose runs that is not in the fleet table: nobody calls it (no Service,
+    no route), it serves /health, /ready and /metrics only, on the port compose's healthcheck
+    uses; the native fleet doesn't run it."""
+
+    name: str  # its compose service (and image: harvis/<name>)
+    port: int
+
+
+# core-api's rendering worker (core_api/artifacts/renderer.py, image core-api/Dockerfile.renderer):
+# claims the artifacts core-api queues in PostgreSQL (FOR UPDATE SKIP LOCKED), woken by NOTIFY, so
+# any number of replicas; core-api renders nothing in containers (ARTIFACT_RENDER_WORKERS=0).
+WORKERS = (Worker("artifact-renderer", 8007),)
 
 UID = 10001  # the harvis user of microservices/base/Dockerfile
 SECRET = "harvis-secrets"  # one Secret, made by the operator: see deploy/kubernetes/secrets.yaml
@@ -54,8 +69,22 @@ RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
         {"cpu": "1", "memory": "512Mi"},
         "CPU: the gateway spends ~300 us of CPU per request (benchmarks.md, Gateway hop: ~1 300-1 900 "
         "req/s on 2 cores), so 250m carries a few hundred req/s. Memory: 87 MiB RSS idle, 117 MiB "
-        "after chats and three artifacts rendered (benchmarks.md, Memory per service: measured); the "
-        "request adds headroom for ARTIFACT_RENDER_WORKERS=2 renders of larger documents at once.",
+        "after chats and three artifacts rendered (benchmarks.md, Memory per service: measured natively, "
+        "where core-api renders in-process; an upper bound here, where the artifact-renderer renders); "
+        "the request keeps the headroom it had for renders.",
+    ),
+    "artifact-renderer": (
+        {"cpu": "250m", "memory": "192Mi"},
+        {"cpu": "1", "memory": "512Mi"},
+        "An estimate, to be measured (bench/memory.py runs make dev, where core-api renders "
+        "in-process: nothing measures this process alone; `kubectl top pod` should). Memory: core-api "
+        "rendering in-process was 87 MiB RSS idle, 117 MiB after three artifacts (benchmarks.md, Memory "
+        "per service); this process is core-api's code without the gateway but with the rendering "
+        "libraries loaded, and the spec limits bound a render (a spreadsheet is streamed: openpyxl's "
+        "write_only), so 192Mi for ARTIFACT_RENDER_WORKERS=2 renders at once, the limit for large ones. "
+        "CPU: a 1 000-row spreadsheet or 20-page document renders in 61-278 ms (benchmarks.md, "
+        "Artifacts: measured); renders are threads of one Python process (the GIL), so about one core "
+        "at most: the limit. The HPA adds replicas when renders keep it busy.",
     ),
     "research-service": (
         {"cpu": "250m", "memory": "768Mi"},
@@ -153,8 +182,9 @@ POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
 # core-api's pod-template annotation that names the counts: changing them rolls core-api, which
 # reads its URL lists (a ConfigMap) only when it starts.
 SESSION_ANNOTATION = "harvis.dev/session-replicas"
-# Stateless behind the gateway: HPAs (base 1..4; prod patches the floor to 2).
-AUTOSCALED = ("core-api", "research-service", "mcp-service", "n8n-integration")
+# Stateless (behind the gateway; the renderer's jobs are in PostgreSQL): HPAs (base 1..4; prod
+# patches the floor to 2).
+AUTOSCALED = ("core-api", "research-service", "mcp-service", "n8n-integration", "artifact-renderer")
 # Slow starters (model loads, Chromium): a startupProbe that allows them 5 minutes.
 SLOW_START = {"voice-service", "browser-service"}
 # readOnlyRootFilesystem, or why not.
@@ -391,6 +421,9 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
         "volumeMounts": mounts,
     }
     del container["envFrom"]
+    worker = isinstance(svc, Worker)
+    if worker:  # its port: the one compose checks its health on
+        assert f"127.0.0.1:{svc.port}{HEALTH_PATH}" in str(compose_svc["healthcheck"]["test"]), name
     if name in STATEFUL:
         # The pod's ordinal, which it puts in the session ids it mints (harvis_common.replicas).
         env.append({"name": "REPLICA_ORDINAL", "valueFrom": {"fieldRef": {"fieldPath": POD_INDEX}}})
@@ -421,7 +454,8 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
             "data": config,
         },
         workload(kind, name, pod, claims),
-        service(name, ports),
+        # A worker gets no Service: nobody calls it, and Prometheus scrapes pods (annotations below).
+        *([] if worker else [service(name, ports)]),
         pdb(name),
     ]
     if name in STATEFUL:
@@ -456,8 +490,19 @@ def app_service(svc: Any, compose_svc: dict[str, Any]) -> tuple[list[dict[str, A
                 header += f"# {vol}: an emptyDir: {EPHEMERAL[vol][1]}.\n"
             else:
                 header += f"# {vol}: one volume per pod (volumeClaimTemplates), kept with its ordinal.\n"
+    if worker:
+        header += (
+            "# A worker: no user or service calls it, so no Service; Prometheus scrapes its pods "
+            f"(the annotations) on {svc.port}, its only ingress (NetworkPolicy {name}); its only egress "
+            "is PostgreSQL (and DNS). Stateless: jobs are claimed in PostgreSQL (FOR UPDATE SKIP LOCKED) "
+            "and a job's NOTIFY wakes it, so any number of replicas (the HPA; prod runs two at least); "
+            "a job whose pod died is claimed again once its lease (ARTIFACT_RENDER_TIMEOUT_S + 30 s) "
+            "ends.\n"
+        )
     if name == "core-api":
         header += (
+            "# It renders no artifact (ARTIFACT_RENDER_WORKERS=0, as compose): the artifact-renderer "
+            "Deployment renders what it queues.\n"
             "# Its URL settings for the StatefulSets list their pods (one here; the overlays' "
             f"session-replicas.yaml). The pod annotation {SESSION_ANNOTATION} names the counts, so "
             "a change rolls core-api, which reads the lists when it starts.\n"
@@ -719,7 +764,7 @@ def _tcp(port: int) -> list[dict[str, Any]]:
 
 
 def network_policies(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    port = {svc.name: svc.port for svc in SERVICES}
+    port = {svc.name: svc.port for svc in (*SERVICES, *WORKERS)}
     port.update({"redis": 6379, "n8n": 5678, "ollama": 11434, "nginx": NGINX_PORT})
     ingress: dict[str, list[dict[str, Any]]] = {name: [] for name in port}
     egress: dict[str, list[dict[str, Any]]] = {name: [] for name in port}
@@ -748,13 +793,19 @@ def network_policies(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str
             allow(svc.name, "redis")
         if any("//ollama:" in v for v in values.values()):
             allow(svc.name, "ollama")
+    for w in WORKERS:  # nobody calls them: their egress only (compose's URLs; none to core-api)
+        env = compose[w.name].get("environment") or {}
+        assert not {"CORE_API_URL", "REDIS_URL"} & set(env), f"{w.name}: add its paths here"
+        if "DATABASE_URL" in env:
+            postgres_clients.append(w.name)
+            egress[w.name].append({"to": [POSTGRES_PEER], "ports": _tcp(5432)})
     allow("voice-service", "research-service")  # mic-chat's research mode (RESEARCH_SERVICE_URL)
     allow("n8n-integration", "n8n")  # N8N_URL
     allow("n8n", "n8n-integration", 5690)  # n8n's only way out: the vetting proxy
     for name in ("research-service", "browser-service", "mcp-service", "n8n-integration"):
         egress[name].append({"to": INTERNET})  # what they fetch: their SSRF policy decides
     # Prometheus (docs/observability.md) scrapes /metrics on each service's own port.
-    for svc in SERVICES:
+    for svc in (*SERVICES, *WORKERS):
         ingress[svc.name].append(
             {
                 "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": labels("prometheus")}}],
@@ -800,7 +851,8 @@ def network_policies(compose: dict[str, Any]) -> tuple[list[dict[str, Any]], str
         "# NetworkPolicies (generated by generate.py): deny everything, then allow the architecture's\n"
         "# paths: nginx -> core-api -> each service; each service -> core-api's internal API\n"
         "# (CORE_API_URL), PostgreSQL (DATABASE_URL), Redis (REDIS_URL), Ollama (an ollama URL) as\n"
-        "# compose gives them; voice -> research; n8n-integration <-> n8n only; the internet (not the\n"
+        "# compose gives them; the artifact-renderer -> PostgreSQL only, reached by Prometheus only;\n"
+        "# voice -> research; n8n-integration <-> n8n only; the internet (not the\n"
         "# cluster's private ranges) for research, browser, mcp and n8n-integration, whose SSRF policy\n"
         "# decides what; DNS for all. An external LLM (LLM_PROVIDER=openai) needs an extra egress rule.\n"
     )
@@ -833,7 +885,7 @@ def files() -> dict[str, str]:
     compose = load_compose()
     services = compose["services"]
     out: dict[str, str] = {}
-    for svc in SERVICES:
+    for svc in (*SERVICES, *WORKERS):
         docs, header = app_service(svc, services[svc.name])
         out[f"{svc.name}.yaml"] = dump(docs, header)
     docs, header = nginx(services["nginx"])

@@ -4,8 +4,10 @@ schemas (kubernetes-validate), and the manifests keep the fleet's policy: probes
 health routes, requests and limits, non-root with every capability dropped and seccomp on,
 ClusterIP Services behind the one entry, NetworkPolicies that select real workloads, every
 ConfigMap and Secret reference resolvable, agreement with docker-compose.yaml on images,
-ports, health paths and environment names, and session pinning: core-api's URL list for each
-session-holding StatefulSet names its pods, one per replica, in ordinal order."""
+ports, health paths and environment names (the seven services and the artifact-renderer, which
+renders what core-api queues and is reached by Prometheus alone), and session pinning:
+core-api's URL list for each session-holding StatefulSet names its pods, one per replica, in
+ordinal order."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import sys
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -33,8 +35,22 @@ CRD_KINDS = {
     "API's schemas; test_postgres_cluster checks the fields the services rely on",
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
-OURS = {svc.name: svc for svc in SERVICES}
-STATELESS = ("core-api", "research-service", "mcp-service", "n8n-integration")
+
+
+class Worker(NamedTuple):
+    """An app container compose runs that is not in the fleet table: no user or service calls it
+    (no Service), it serves /health, /ready and /metrics on `port` (compose's healthcheck's)."""
+
+    name: str
+    port: int
+
+
+# core-api's rendering worker (its own image); core-api renders nothing in containers.
+RENDERER = Worker("artifact-renderer", 8007)
+WORKERS = (RENDERER,)
+APPS = (*SERVICES, *WORKERS)  # every container of ours, each from its compose service
+OURS = {svc.name: svc for svc in APPS}
+STATELESS = ("core-api", "research-service", "mcp-service", "n8n-integration", RENDERER.name)
 # Services whose sessions live in one pod: StatefulSets, pinned by the gateway (docs/scaling.md).
 SESSIONS = ("browser-service", "vibe-coding")
 POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
@@ -358,9 +374,9 @@ def test_network_paths_are_the_architecture() -> None:
     services = compose()["services"]
     expected = {("nginx", "core-api", 8000), ("voice-service", "research-service", 8001)}
     expected |= {("n8n-integration", "n8n", 5678), ("n8n", "n8n-integration", 5690)}
-    for svc in SERVICES:
+    for svc in APPS:
         env = service_env(services[svc.name])
-        if svc.name != "core-api":
+        if svc.name != "core-api" and not isinstance(svc, Worker):  # nobody calls a worker
             expected.add(("core-api", svc.name, svc.port))
             if "CORE_API_URL" in env:
                 expected.add((svc.name, "core-api", 8000))
@@ -376,6 +392,72 @@ def test_network_paths_are_the_architecture() -> None:
         ("n8n-integration", "n8n"),
         ("n8n", "n8n-integration"),
     }
+
+
+PROMETHEUS_PEER = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_scrapes_every_app_pod(overlay: str) -> None:
+    """Each pod of ours (services and workers) is annotated for scraping /metrics on its own
+    port (docs/observability.md), and its NetworkPolicy lets Prometheus pods reach that port."""
+    wl, policies = workloads(overlay), objects(overlay, "NetworkPolicy")
+    for svc in APPS:
+        annotations = wl[svc.name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", svc.name
+        assert annotations["prometheus.io/port"] == str(svc.port), svc.name
+        assert annotations["prometheus.io/path"] == "/metrics", svc.name
+        rules = policies[svc.name]["spec"]["ingress"]
+        assert {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": svc.port}]} in rules, svc.name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_artifact_renderer_renders_what_core_api_queues(overlay: str) -> None:
+    """core-api only queues (ARTIFACT_RENDER_WORKERS "0" from its own ConfigMap, which a setting in
+    harvis-settings can't change); the artifact-renderer renders, with the database core-api uses
+    (the same Secret reference, per overlay) and the setting from harvis-settings (unset there:
+    its default). Nobody calls it: no Service selects it, Prometheus alone may reach it (on its
+    port), and it reaches PostgreSQL alone (DNS aside, as every pod)."""
+    wl = workloads(overlay)
+    core = {e["name"]: e for e in _container(wl["core-api"])["env"]}
+    ours = {e["name"]: e for e in _container(wl[RENDERER.name])["env"]}
+    assert core["ARTIFACT_RENDER_WORKERS"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "core-api-env", "key": "ARTIFACT_RENDER_WORKERS"}
+    }
+    assert objects(overlay, "ConfigMap")["core-api-env"]["data"]["ARTIFACT_RENDER_WORKERS"] == "0"
+    assert ours["ARTIFACT_RENDER_WORKERS"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "harvis-settings", "key": "ARTIFACT_RENDER_WORKERS", "optional": True}
+    }
+    assert ours["DATABASE_URL"] == core["DATABASE_URL"]
+    assert "secretKeyRef" in ours["DATABASE_URL"]["valueFrom"]
+    assert all("valueFrom" in e for e in ours.values()), "settings by reference, never literals"
+    pod_labels = wl[RENDERER.name]["spec"]["template"]["metadata"]["labels"]
+    for svc in objects(overlay, "Service").values():
+        assert not matches({"matchLabels": svc["spec"].get("selector", {})}, pod_labels), svc["metadata"]["name"]
+    policies = objects(overlay, "NetworkPolicy")
+    spec = policies[RENDERER.name]["spec"]
+    assert spec["ingress"] == [{"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": RENDERER.port}]}]
+    assert spec["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"harvis.dev/store": "postgres"}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }
+    ]
+    # No other policy opens a path to or from it (but the database's, and the ones for all pods).
+    for name, policy in policies.items():
+        if name in (RENDERER.name, "default-deny", "allow-dns"):
+            continue
+        peers = [
+            p
+            for r in policy["spec"].get("ingress", []) + policy["spec"].get("egress", [])
+            for p in r.get("from", []) + r.get("to", [])
+        ]
+        names = {_selected(p.get("podSelector", {})) for p in peers}
+        if name == "postgres":
+            assert RENDERER.name in names
+        else:
+            assert RENDERER.name not in names, name
+            assert not matches(policy["spec"]["podSelector"], pod_labels), name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -545,14 +627,15 @@ def component_images() -> dict[str, str]:
 
 def test_images_come_from_one_place() -> None:
     """No tag is written in the base or the overlays' manifests: the images component sets them
-    all, our seven share one tag, and the others are the ones docker-compose.yaml runs."""
+    all, ours (the seven services and the artifact-renderer) share one tag, and the others are
+    the ones docker-compose.yaml runs."""
     for path in [*(K8S / "base").glob("*.yaml"), *(K8S / "overlays").rglob("*.yaml")]:
         for doc in yaml.safe_load_all(path.read_text()):
             for image in walk_refs(doc, "image"):
                 if isinstance(image, str):
                     assert ":" not in image, f"{path}: {image} (tags go in components/images)"
     tags = component_images()
-    assert len({tags[f"harvis/{svc.name}"] for svc in SERVICES}) == 1
+    assert len({tags[f"harvis/{svc.name}"] for svc in APPS}) == 1
     services = compose()["services"]
     for name in ("nginx", "redis", "n8n", "ollama", "postgres"):
         image, _, tag = services[name]["image"].partition(":")
@@ -564,19 +647,22 @@ def test_rendered_images_match_compose(overlay: str) -> None:
     services = compose()["services"]
     by_container = {c["name"]: c["image"] for _, _, c in containers(overlay)}
     harvis_tag = component_images()["harvis/core-api"]
-    for svc in SERVICES:
+    # Every image compose builds runs here: the fleet's services and the workers.
+    built = {n for n, s in services.items() if str(s.get("image", "")).startswith("harvis/")}
+    assert built == set(OURS), built ^ set(OURS)
+    for svc in APPS:
         image = services[svc.name]["image"].split(":")[0]
         assert by_container[svc.name] == f"{image}:{harvis_tag}", svc.name
     for name in ("nginx", "redis", "n8n", "ollama") + (("postgres",) if overlay == "dev" else ()):
         assert by_container[name] == services[name]["image"], name
 
 
-@pytest.mark.parametrize("svc", SERVICES, ids=[s.name for s in SERVICES])
+@pytest.mark.parametrize("svc", APPS, ids=[s.name for s in APPS])
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
     """Ports, health path, environment names and values, volumes: as docker-compose.yaml has them,
     but for session pinning (test_sessions_are_pinned_to_pods): a StatefulSet's pods also get
-    REPLICA_ORDINAL, and core-api's URLs of them list their pods."""
+    REPLICA_ORDINAL, and core-api's URLs of them list their pods. A worker has no Service."""
     theirs = compose()["services"][svc.name]
     (container,) = [c for n, _, c in containers(overlay) if n == svc.name]
     gen = _generator()
@@ -584,8 +670,11 @@ def test_service_agrees_with_compose(overlay: str, svc: Any) -> None:
     ((port, path),) = health_urls(healthcheck_text(theirs))
     assert (port, path) == (svc.port, HEALTH_PATH)
     assert container["ports"][0]["containerPort"] == port
-    service = objects(overlay, "Service")[svc.name]
-    assert {p["port"] for p in service["spec"]["ports"]} >= {port}
+    if isinstance(svc, Worker):
+        assert svc.name not in objects(overlay, "Service"), "nobody calls it: Prometheus scrapes its pods"
+    else:
+        service = objects(overlay, "Service")[svc.name]
+        assert {p["port"] for p in service["spec"]["ports"]} >= {port}
     # Environment: the same names; explicit values equal (defaults applied); secrets by reference.
     env = service_env(theirs)
     ours = {e["name"]: e for e in container["env"]}

@@ -1,8 +1,8 @@
 """deploy/prometheus and deploy/grafana: Prometheus scrapes every service of the fleet (compose
-and native), its config and rules are valid (`promtool`, Debian's `prometheus` package, which
-`fleet.py test static` installs), the alert rules fire as alerts_test.yml says (a killed
-service, a 5xx ratio, slow requests…), and every metric the rules and the dashboard use is
-one the services really define."""
+and native; compose's artifact-renderer too) and alerts when one is down, its config and rules
+are valid (`promtool`, Debian's `prometheus` package, which `fleet.py test static` installs),
+the alert rules fire as alerts_test.yml says (a killed service, a 5xx ratio, slow requests…),
+and every metric the rules and the dashboard use is one the services really define."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fleet_services import SERVICES
-from harvis_static import MICRO, ROOT, tool
+from harvis_static import MICRO, ROOT, compose, health_urls, healthcheck_text, tool
 
 PROM = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "harvis-fleet.json"
@@ -32,17 +32,50 @@ def test_config_is_valid(name: str) -> None:
     promtool("check", "config", name)
 
 
+def compose_apps() -> dict[str, int]:
+    """Every app container compose runs (the images it builds: the fleet's services and the
+    artifact-renderer, which only compose runs) -> the port its healthcheck uses."""
+    out = {}
+    for name, service in compose()["services"].items():
+        if str(service.get("image", "")).startswith("harvis/"):
+            ((port, _),) = health_urls(healthcheck_text(service))
+            out[name] = port
+    return out
+
+
+def scraped(name: str) -> dict[str, int]:
+    """What a config must scrape: all compose runs, or the fleet `make dev` runs (no renderer)."""
+    if CONFIGS[name] == "compose":
+        return compose_apps()
+    return {svc.name: svc.port for svc in SERVICES}
+
+
+def test_compose_apps_are_the_fleet_and_the_renderer() -> None:
+    assert compose_apps() == {svc.name: svc.port for svc in SERVICES} | {"artifact-renderer": 8007}
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_every_service_is_scraped_on_its_own_port(name: str) -> None:
     config = yaml.safe_load((PROM / name).read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {svc.name for svc in SERVICES}
-    for svc in SERVICES:
-        (targets,) = [c["targets"] for c in jobs[svc.name]["static_configs"]]
-        host = svc.name if CONFIGS[name] == "compose" else "127.0.0.1"
-        assert targets == [f"{host}:{svc.port}"], (name, svc.name)
-        assert jobs[svc.name].get("metrics_path", "/metrics") == "/metrics"
+    assert set(jobs) == set(scraped(name))
+    for job, port in scraped(name).items():
+        (targets,) = [c["targets"] for c in jobs[job]["static_configs"]]
+        host = job if CONFIGS[name] == "compose" else "127.0.0.1"
+        assert targets == [f"{host}:{port}"], (name, job)
+        assert jobs[job].get("metrics_path", "/metrics") == "/metrics"
     assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_every_scraped_job_has_a_down_alert() -> None:
+    """HarvisServiceDown names each job the configs scrape (a renderer that is gone leaves
+    artifacts `generating`: that must alert too)."""
+    rules = yaml.safe_load((PROM / "alerts.yml").read_text())
+    (expr,) = [r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == "HarvisServiceDown"]
+    (pattern,) = re.findall(r'up\{job=~"([^"]+)"\}', expr)
+    for name in CONFIGS:
+        for job in scraped(name):
+            assert re.fullmatch(pattern, job), job
 
 
 def test_alert_rules_fire_as_tested() -> None:
