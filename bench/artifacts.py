@@ -3,6 +3,7 @@
 row) and a 20-page document (DOCX and PDF), and what each part costs.
 
     python3 bench/artifacts.py [--rounds 15] [--json]                      # in-process, throwaway database
+    python3 bench/artifacts.py --renderer [--rounds 15]                    # the artifact-renderer process
     python3 bench/artifacts.py --base http://127.0.0.1:9000 [--rounds 15]  # a running fleet, through nginx
 
 In-process (the default) runs what a core-api replica runs, in core-api's own venv: the spec is
@@ -11,6 +12,11 @@ validated (specs.py), the `generating` row inserted (store/artifacts.py), the wo
 the file; the time is from the validation's start until the row reads `ready`. It needs the
 test PostgreSQL (`HARVIS_TEST_PG_ADMIN_URL`, as core-api's unit tests). Render-only times
 (the library's share) are reported beside it.
+
+With `--renderer`, the rows are queued the same way but rendered by the artifact-renderer as
+the containers run it: its own process (`uvicorn --factory core_api.artifacts.renderer:main`,
+one render thread), woken by each row's NOTIFY. Its memory is reported too: RSS and PSS
+(/proc/<pid>/smaps_rollup) once ready and idle, and the peak of 20 ms samples during the renders.
 
 With `--base`, a new user POSTs /api/artifacts through nginx and polls GET /api/artifacts/{id}
 every 20 ms until `ready` (the front end polls every 2 s: this is the server's part).
@@ -23,8 +29,10 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -86,7 +94,7 @@ def in_core_api_venv() -> None:
         os.execv(str(python), [str(python), __file__, *sys.argv[1:]])  # noqa: S606 - our own venv
 
 
-async def bench_local(rounds: int) -> list[dict[str, Any]]:
+async def bench_local(rounds: int, renderer: bool = False) -> list[dict[str, Any]]:
     import asyncpg
 
     from core_api.artifacts.render import render
@@ -106,8 +114,13 @@ async def bench_local(rounds: int) -> list[dict[str, Any]]:
         await conn.close()
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         store = ArtifactStore(pool, quota_bytes=10**10, ttl_days=1)
-        worker = ArtifactWorker(store, workers=1, render_timeout_s=60, poll_s=0.01)
-        worker.start()
+        if renderer:
+            proc, memory = start_renderer(dsn), Memory()
+            await memory.idle(proc.pid)
+            sampler = asyncio.ensure_future(memory.sample(proc.pid))
+        else:
+            worker = ArtifactWorker(store, workers=1, render_timeout_s=60, poll_s=0.01)
+            worker.start()
         results = []
         for artifact_type, label, make in CASES:
             spec = make()
@@ -116,7 +129,8 @@ async def bench_local(rounds: int) -> list[dict[str, Any]]:
                 start = time.perf_counter()
                 req = ArtifactCreate(type=artifact_type, title="Bench", spec=spec)
                 row = await store.create(user, req.type, req.title, req.stored_spec())
-                worker.wake()
+                if not renderer:
+                    worker.wake()
                 aid = uuid.UUID(row["id"])
                 while True:
                     status, size = await pool.fetchrow("SELECT status, file_size FROM artifacts WHERE id = $1", aid)
@@ -137,11 +151,76 @@ async def bench_local(rounds: int) -> list[dict[str, Any]]:
                     "file_kb": round(size / 1024, 1),
                 }
             )
-        await worker.stop()
+        if renderer:
+            sampler.cancel()
+            proc.terminate()
+            proc.wait(10)
+            results.append({"case": "renderer memory", **memory.report()})
+        else:
+            await worker.stop()
         await pool.close()
         return results
     finally:
         await drop_database(name)
+
+
+RENDERER_PORT = 8017
+
+
+def start_renderer(dsn: str) -> subprocess.Popen[bytes]:
+    """The artifact-renderer as its image runs it (one render thread), on a spare port."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "ARTIFACT_RENDER_WORKERS": "1",
+        "PYTHONPATH": os.pathsep.join(str(ROOT / "microservices" / d) for d in ("common", "core-api")),
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "core_api.artifacts.renderer:main"]
+    cmd += ["--port", str(RENDERER_PORT), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{RENDERER_PORT}/ready", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the artifact-renderer did not become ready")
+
+
+def rss_pss_kib(pid: int) -> tuple[int, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0])
+    return fields["Rss"], fields["Pss"]
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.idle_kib = self.peak_kib = (0, 0)
+
+    async def idle(self, pid: int) -> None:
+        await asyncio.sleep(2)  # after start-up's allocations settle
+        self.idle_kib = self.peak_kib = rss_pss_kib(pid)
+
+    async def sample(self, pid: int) -> None:
+        while True:
+            rss, pss = rss_pss_kib(pid)
+            self.peak_kib = (max(rss, self.peak_kib[0]), max(pss, self.peak_kib[1]))
+            await asyncio.sleep(0.02)
+
+    def report(self) -> dict[str, float]:
+        (rss, pss), (peak_rss, peak_pss) = self.idle_kib, self.peak_kib
+        mib = 1024
+        return {
+            "idle_rss_mib": round(rss / mib),
+            "idle_pss_mib": round(pss / mib),
+            "peak_rss_mib": round(peak_rss / mib),
+            "peak_pss_mib": round(peak_pss / mib),
+        }
 
 
 # ---------------------------------------------------------------- through nginx
@@ -205,17 +284,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--base", default="", help="a running fleet's nginx, e.g. http://127.0.0.1:9000")
+    parser.add_argument("--renderer", action="store_true", help="render in an artifact-renderer process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.base:
         results = bench_http(args.base, args.rounds)
     else:
         in_core_api_venv()
-        results = asyncio.run(bench_local(args.rounds))
+        results = asyncio.run(bench_local(args.rounds, args.renderer))
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for r in results:
+        if "idle_rss_mib" in r:
+            print(
+                f"artifact-renderer memory: idle RSS {r['idle_rss_mib']} MiB (PSS {r['idle_pss_mib']}),"
+                f" peak RSS {r['peak_rss_mib']} MiB (PSS {r['peak_pss_mib']})"
+            )
+            continue
         extra = f"  render only p50 {r['render_p50_ms']:>7.1f} ms" if "render_p50_ms" in r else ""
         print(
             f"{r['case']:<28} spec→ready p50 {r['ready_p50_ms']:>7.1f} ms  p90 {r['ready_p90_ms']:>7.1f} ms"

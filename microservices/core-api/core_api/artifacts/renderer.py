@@ -27,8 +27,7 @@ from harvis_common.logging import configure_logging
 from harvis_common.metrics import metrics_router
 
 from ..settings import ArtifactSettings, DatabaseSettings
-from ..store.artifacts import ArtifactStore
-from .worker import ArtifactWorker
+from .service import Artifacts
 
 SCHEMA_OWNER = "core-api"
 # A render per worker thread, the NOTIFY listener, and the expiry sweep.
@@ -53,19 +52,16 @@ def create_renderer_app(settings: RendererSettings) -> FastAPI:
             settings.database_url,
             service=SCHEMA_OWNER,
             migrations="core_api.migrations",
-            min_size=1,
-            max_size=settings.artifact_render_workers + POOL_EXTRA,
+            min_size=settings.db_pool_min,
+            max_size=max(settings.db_pool_max, settings.artifact_render_workers + POOL_EXTRA),
         )
-        store = ArtifactStore(pool, settings.artifact_storage_quota_mb * 1024 * 1024, settings.artifact_ttl_days)
-        worker = ArtifactWorker(
-            store, workers=settings.artifact_render_workers, render_timeout_s=settings.artifact_render_timeout_s
-        )
-        worker.start(listen=True)
-        app.state.pool, app.state.worker = pool, worker
+        artifacts = Artifacts(pool, settings)
+        artifacts.start(listen=True)
+        app.state.pool, app.state.worker = pool, artifacts.worker
         try:
             yield
         finally:
-            await worker.stop()
+            await artifacts.stop()
             await pool.close()
 
     async def db_ready() -> str:

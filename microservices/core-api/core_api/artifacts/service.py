@@ -20,8 +20,9 @@ class Artifacts:
             self.store, workers=settings.artifact_render_workers, render_timeout_s=settings.artifact_render_timeout_s
         )
 
-    def start(self) -> None:
-        self.worker.start()
+    def start(self, *, listen: bool = False) -> None:
+        """The worker's loops (none with ARTIFACT_RENDER_WORKERS=0); `listen`: woken by NOTIFY too."""
+        self.worker.start(listen=listen)
 
     async def stop(self) -> None:
         await self.worker.stop()
