@@ -37,7 +37,7 @@ logs:
 # Images: the shared base (microservices/base/Dockerfile) first, then the service(s), with
 # whichever engine is here (scripts/images.py), and the docker sandbox backend's images
 # harvis/sandbox-<language> (microservices/sandbox/Dockerfile). build-voice VOICE_VARIANT=gpu: the GPU image.
-build:          ## build every image (the seven services and the sandbox images)
+build:          ## build every image (the seven services, the artifact-renderer, the sandbox images)
 	$(PY) scripts/images.py build
 
 build-%:        ## build one image: build-core, build-research, build-voice, build-browser, build-mcp, build-n8n, build-vibe; build-sandbox: the sandbox images
