@@ -9,10 +9,13 @@ import uuid
 
 import asyncpg
 import httpx
-from artifact_support import SPECS, docx_paragraphs
+from artifact_support import SPECS, docx_paragraphs, xlsx_rows
+from conftest import make_settings
 from test_artifacts_worker import new_user
 
 from core_api.artifacts.renderer import RendererSettings, create_renderer_app
+from core_api.artifacts.service import Artifacts
+from core_api.artifacts.specs import ArtifactCreate
 from core_api.artifacts.worker import ArtifactWorker
 from core_api.store.artifacts import ArtifactStore
 
@@ -43,6 +46,25 @@ async def test_a_new_jobs_notify_wakes_a_renderer_elsewhere(pool: asyncpg.Pool) 
         await renderer.stop()
     assert row["status"] == "ready"
     assert ("Heading 1", "Quarterly report") in docx_paragraphs(row["file"])[0]
+
+
+async def test_core_api_without_render_workers_queues_for_the_renderer(pool: asyncpg.Pool) -> None:
+    """core-api in containers: ARTIFACT_RENDER_WORKERS=0 (its image has no rendering
+    libraries) starts and makes `generating` rows, which the renderer elsewhere renders."""
+    core_api = Artifacts(pool, make_settings(artifact_render_workers=0))
+    core_api.start()
+    renderer = ArtifactWorker(ArtifactStore(pool, QUOTA, 30), workers=1, render_timeout_s=30, poll_s=3600)
+    renderer.start(listen=True)
+    try:
+        await asyncio.wait_for(renderer.listening.wait(), 10)
+        request = ArtifactCreate(type="spreadsheet", title="queued", spec=SPECS["spreadsheet"])
+        made = await core_api.create(await new_user(pool), request)
+        assert made["status"] == "generating"
+        row = await wait_ready(pool, made["id"])
+    finally:
+        await renderer.stop()
+        await core_api.stop()
+    assert row["status"] == "ready" and xlsx_rows(row["file"])[0][1] == ["b", 3, "=B1+B2"]
 
 
 async def test_listening_resumes_after_the_connection_is_lost(pool: asyncpg.Pool) -> None:

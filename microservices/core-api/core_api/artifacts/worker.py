@@ -47,7 +47,8 @@ class ArtifactWorker:
         self.render_timeout_s = render_timeout_s
         self.lease_s = render_timeout_s + LEASE_MARGIN_S
         self.poll_s = poll_s
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artifact-render")
+        # Threads start on first use: with workers=0 (core-api only queueing) none ever does.
+        self.executor = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="artifact-render")
         self._wake = asyncio.Event()
         self.listening = asyncio.Event()  # set while new jobs' NOTIFY reaches this worker
         self._tasks: list[asyncio.Task[None]] = []
