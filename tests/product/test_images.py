@@ -470,7 +470,7 @@ def vibe_on_docker_backend(running: ImageFleet) -> Iterator[dict[str, str]]:
         if left.stdout.split():
             engine.run("rm", "-f", *left.stdout.split(), check=False, capture=True)
         engine.run("start", PREFIX + vibe.name, capture=True)
-        features.wait_until("the vibe-coding container again", lambda: running.healthy(vibe), 120, interval=1)
+        features.wait_until("the vibe-coding container again", lambda: running.healthy(vibe.name), 120, interval=1)
 
 
 def test_the_docker_backend_runs_code_in_the_sandbox_images(vibe_on_docker_backend: dict[str, str]) -> None:
