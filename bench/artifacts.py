@@ -173,6 +173,7 @@ def start_renderer(dsn: str) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": dsn,
         "ARTIFACT_RENDER_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join(str(ROOT / "microservices" / d) for d in ("common", "core-api")),
     }
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "core_api.artifacts.renderer:main"]

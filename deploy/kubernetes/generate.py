@@ -74,17 +74,15 @@ RESOURCES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
         "the request keeps the headroom it had for renders.",
     ),
     "artifact-renderer": (
-        {"cpu": "250m", "memory": "192Mi"},
-        {"cpu": "1", "memory": "512Mi"},
-        "An estimate, to be measured (bench/memory.py runs make dev, where core-api renders "
-        "in-process: nothing measures this process alone; `kubectl top pod` should). Memory: core-api "
-        "rendering in-process was 87 MiB RSS idle, 117 MiB after three artifacts (benchmarks.md, Memory "
-        "per service); this process is core-api's code without the gateway but with the rendering "
-        "libraries loaded, and the spec limits bound a render (a spreadsheet is streamed: openpyxl's "
-        "write_only), so 192Mi for ARTIFACT_RENDER_WORKERS=2 renders at once, the limit for large ones. "
-        "CPU: a 1 000-row spreadsheet or 20-page document renders in 61-278 ms (benchmarks.md, "
-        "Artifacts: measured); renders are threads of one Python process (the GIL), so about one core "
-        "at most: the limit. The HPA adds replicas when renders keep it busy.",
+        {"cpu": "250m", "memory": "160Mi"},
+        {"cpu": "1", "memory": "384Mi"},
+        "Memory: 66 MiB RSS idle, 113 MiB at the peak of a 1 000-row spreadsheet and 20-page DOCX "
+        "and PDF renders, one render thread (benchmarks.md, Artifacts: `bench/artifacts.py "
+        "--renderer`, this process as the image runs it); the request adds a second render at once "
+        "(ARTIFACT_RENDER_WORKERS=2), the limit leaves room for the largest specs the limits allow. "
+        "CPU: those renders take 31-138 ms each (same bench); renders are threads of one Python "
+        "process (the GIL), so about one core at most: the limit. The HPA adds replicas when "
+        "renders keep it busy.",
     ),
     "research-service": (
         {"cpu": "250m", "memory": "768Mi"},
