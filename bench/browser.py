@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,33 +45,6 @@ from fleet_services import by_name  # noqa: E402
 ROOT = benchkit.ROOT
 
 from harvis_testkit import InternalAuthKit  # noqa: E402
-
-PAGES = {
-    "/": "<title>Home</title><h1>Bench</h1><a id='next' href='/form'>form</a>"
-    + "".join(f"<p>Paragraph {i} of ordinary page text for extraction.</p>" for i in range(50)),
-    "/form": "<title>Form</title><form action='/done' method='post'><input id='q' name='q'>"
-    "<button id='go'>Go</button></form>",
-    "/ocr": "<title>OCR</title><div style='font: 40px sans-serif; padding: 30px'>"
-    + "<br>".join(f"Line {i}: the quick brown fox jumps" for i in range(8))
-    + "</div>",
-}
-
-
-class Site(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = PAGES.get(self.path, "<title>404</title>").encode()
-        self.send_response(200 if self.path in PAGES else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.do_GET()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def free_port() -> int:
@@ -150,7 +122,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    site = ThreadingHTTPServer(("127.0.0.2", 0), Site)
+    site = benchkit.browser_site("127.0.0.2")
     threading.Thread(target=site.serve_forever, daemon=True).start()
     base = f"http://127.0.0.2:{site.server_address[1]}"
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "mem_total_mb": meminfo()["MemTotal"] // 1024}}
@@ -236,7 +208,7 @@ def main() -> int:
             )
         results["actions"] = {k: summary(v) for k, v in actions.items()}
         ocr = call("POST", "/api/screen-analyze", json={"session_id": sid}).json()
-        results["ocr_lines_read"] = sum(f"Line {i}: the quick brown fox jumps" in ocr["text"] for i in range(8))
+        results["ocr_lines_read"] = sum(line in ocr["text"] for line in benchkit.OCR_LINES)
 
         # ---- how many at once
         before = meminfo()["MemAvailable"] // 1024
